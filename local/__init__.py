@@ -1,0 +1,1 @@
+"""The embedded local stack: emulator launcher, gateway and helpers. Never deployed."""

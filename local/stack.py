@@ -1,0 +1,144 @@
+"""`make run`: the emulator, the gateway and bootstrap on one machine, in the foreground."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import make_server
+
+from local.emulator import Emulator
+from shared.secrets import ADMIN_API_KEY, API_KEY_PEPPER, STRIPE_WEBHOOK_SECRET
+
+log = logging.getLogger("local.stack")
+
+
+def say(message: str) -> None:
+    print(f"[convergence] {message}", file=sys.stderr, flush=True)
+
+
+def ensure_local_secrets(data_dir: Path) -> dict[str, str]:
+    """Platform secrets: env wins; otherwise generated once and kept in the data dir (0600)."""
+    path = data_dir / "secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    generators = {
+        ADMIN_API_KEY: lambda: "adm_" + secrets.token_urlsafe(32),
+        API_KEY_PEPPER: lambda: secrets.token_urlsafe(32),
+        STRIPE_WEBHOOK_SECRET: lambda: "whsec_" + secrets.token_urlsafe(24),
+    }
+    changed = False
+    for name, make in generators.items():
+        if not stored.get(name):
+            stored[name] = make()
+            changed = True
+    if changed:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stored, indent=2))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return {name: os.environ.get(name) or stored[name] for name in generators}
+
+
+def lock_data_dir(data_dir: Path) -> Any:
+    """One stack per data dir: the emulator refuses to share it, so fail early and clearly."""
+    handle = open(data_dir / "stack.lock", "w")  # noqa: SIM115 - held for the process lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another local stack is already running on {data_dir}") from None
+    return handle
+
+
+def post_json(url: str, headers: dict[str, str]) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=b"{}", method="POST", headers=headers)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return dict(json.loads(response.read()))
+
+
+def main() -> int:
+    data_dir = Path(os.environ.get("LOCAL_DATA_DIR", ".local")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_data_dir(data_dir)
+    port = int(os.environ.get("PORT", "8080"))
+    project = os.environ.get("GCP_PROJECT", "convergence-local")
+    emulator = Emulator(
+        data_dir / "bigquery",
+        project,
+        rest_port=int(os.environ.get("BQ_EMULATOR_PORT", "9050")),
+        grpc_port=int(os.environ.get("BQ_EMULATOR_GRPC_PORT", "9060")),
+        log_path=data_dir / "emulator.log",
+    )
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    platform_secrets = ensure_local_secrets(data_dir)
+    say(f"starting bqemulator on {emulator.url} (data in {emulator.data_dir})")
+    emulator.start()
+    server = None
+    try:
+        os.environ.update(
+            {
+                "LOCAL_DATA_DIR": str(data_dir),
+                "GCP_PROJECT": project,
+                "BIGQUERY_EMULATOR_HOST": emulator.url,
+                **platform_secrets,
+            }
+        )
+        from local.gateway import build_gateway  # after env is set: settings read it
+
+        server = make_server("127.0.0.1", port, build_gateway(), threaded=True)
+        threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
+        gateway_url = f"http://127.0.0.1:{server.server_port}"
+
+        try:
+            report = post_json(
+                f"{gateway_url}/admin/bootstrap",
+                {"X-Admin-Key": platform_secrets[ADMIN_API_KEY]},
+            )
+        except urllib.error.HTTPError as exc:
+            say(f"bootstrap failed: HTTP {exc.code} {exc.read().decode(errors='replace')}")
+            return 1
+        endpoints = {
+            "gateway_url": gateway_url,
+            "emulator_url": emulator.url,
+            "project": project,
+            "central_dataset": report.get("dataset"),
+            "pid": os.getpid(),
+            "emulator_pid": emulator.process.pid if emulator.process else None,
+        }
+        tmp = data_dir / "endpoints.json.tmp"
+        tmp.write_text(json.dumps(endpoints, indent=2))
+        tmp.replace(data_dir / "endpoints.json")  # atomic: readers never see half a file
+        say(f"bootstrap: created {report.get('created')}, existing {len(report['existing'])}")
+        say(f"gateway    {gateway_url}  (functions at /<name>/, health at /healthz)")
+        say(f"emulator   {emulator.url}  project={project}")
+        say(f"admin key  {platform_secrets[ADMIN_API_KEY]}")
+        say(f"endpoints  {data_dir / 'endpoints.json'}")
+        say("ready; Ctrl-C stops everything")
+        stop.wait()
+        say("stopping")
+    finally:
+        if server is not None:
+            server.shutdown()
+        emulator.stop()
+        (data_dir / "endpoints.json").unlink(missing_ok=True)
+        lock.close()
+    say("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Convergence's shared library: domain logic and the adapters behind its ports."""

@@ -1,0 +1,68 @@
+"""The composition root: wires the real adapters once per process; tests replace it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from google.cloud import bigquery
+
+from shared.schemas import SchemaCatalog, load_catalog
+from shared.secrets import EnvSecrets, Secrets
+from shared.settings import Settings, get_settings
+from shared.warehouse import Warehouse, bigquery_client
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Deps:
+    """Adapters behind the ports. Each is built on first use to keep cold starts fast."""
+
+    settings: Settings
+    secrets: Secrets
+    clock: Callable[[], dt.datetime] = utc_now
+    client_factory: Callable[[Settings], bigquery.Client] = bigquery_client
+    _warehouse: Warehouse | None = field(default=None, repr=False)
+    _catalog: SchemaCatalog | None = field(default=None, repr=False)
+
+    @property
+    def warehouse(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = Warehouse(self.client_factory(self.settings), self.settings)
+        return self._warehouse
+
+    @property
+    def catalog(self) -> SchemaCatalog:
+        # Read on every cold start, not cached across settings changes in tests.
+        if self._catalog is None:
+            self._catalog = load_catalog(self.settings.schemas_dir)
+        return self._catalog
+
+
+def build_deps(settings: Settings | None = None) -> Deps:
+    settings = settings or get_settings()
+    secrets_file = None if settings.is_production else settings.local_data_dir / "secrets.json"
+    return Deps(settings=settings, secrets=EnvSecrets(secrets_file))
+
+
+_override: Deps | None = None
+
+
+@functools.cache
+def _default_deps() -> Deps:
+    return build_deps()
+
+
+def deps() -> Deps:
+    """The process's dependencies; `use_deps` swaps them (tests, the local stack)."""
+    return _override if _override is not None else _default_deps()
+
+
+def use_deps(replacement: Deps | None) -> None:
+    global _override
+    _override = replacement

@@ -1,0 +1,224 @@
+"""HTTP plumbing shared by every function: routing, body limits, JSON in and out, CORS, errors."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import flask
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
+from shared.deps import Deps, deps
+from shared.errors import ApiError, bad_request, unauthorized
+from shared.logs import configure_logging, request_id_var, trace_var
+from shared.secrets import ADMIN_API_KEY, require
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+_CORS_HEADERS = "Content-Type, X-API-Key, X-Admin-Key, Idempotency-Key, X-Request-Id"
+_CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass
+class Reply:
+    """What a handler returns: a status, a JSON body and optional headers."""
+
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ApiRequest:
+    """The incoming request plus the path arguments of the matched route."""
+
+    raw: flask.Request
+    args: dict[str, str]
+    deps: Deps
+    _body: bytes | None = None
+
+    def header(self, name: str) -> str | None:
+        return self.raw.headers.get(name)
+
+    def body_bytes(self) -> bytes:
+        """The raw body, refused past the size limit even without Content-Length."""
+        if self._body is None:
+            limit = self.deps.settings.max_body_bytes
+            if (self.raw.content_length or 0) > limit:
+                raise _too_large(limit)
+            data = self.raw.stream.read(limit + 1)
+            if len(data) > limit:
+                raise _too_large(limit)
+            self._body = data
+        return self._body
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object; wrong type, bad JSON or a non-object is a 4xx."""
+        mimetype = self.raw.mimetype
+        if mimetype != "application/json" and not mimetype.endswith("+json"):
+            raise ApiError(415, "unsupported_media_type", "Content-Type must be application/json")
+        data = self.body_bytes()
+        if not data.strip():
+            raise bad_request("invalid_json", "request body is empty; a JSON object is required")
+        try:
+            value = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise bad_request(
+                "invalid_json", f"malformed JSON body: {_json_problem(exc)}"
+            ) from None
+        if not isinstance(value, dict):
+            raise bad_request("invalid_json", "the JSON body must be an object")
+        return value
+
+    def model(self, model: type[M]) -> M:
+        """The body validated into a pydantic model; errors name the field."""
+        return parse_model(model, self.json())
+
+
+def parse_model(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    # Only locations and messages: pydantic's `input` could echo a secret back.
+    fields = [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    first = fields[0]
+    return ApiError(
+        422,
+        "validation_failed",
+        f"{first['field']}: {first['message']}",
+        field=first["field"],
+        fields=fields,
+    )
+
+
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return "body is not UTF-8"
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")
+
+
+Handler = Callable[[ApiRequest], Reply]
+
+
+class Routes:
+    """Werkzeug's URL map behind a decorator, so each function lists its routes in one place."""
+
+    def __init__(self) -> None:
+        self.map = Map(strict_slashes=False, merge_slashes=True)
+        self.handlers: dict[str, Handler] = {}
+
+    def route(self, rule: str, methods: list[str]) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            endpoint = f"{handler.__name__}:{rule}"
+            self.map.add(Rule(rule, endpoint=endpoint, methods=methods))
+            self.handlers[endpoint] = handler
+            return handler
+
+        return register
+
+    def match(self, path: str, method: str) -> tuple[Handler, dict[str, str]]:
+        adapter = self.map.bind("localhost", path_info=path or "/")
+        try:
+            endpoint, args = adapter.match(method=method)
+        except NotFound:
+            raise ApiError(404, "not_found", f"no route for {method} {path or '/'}") from None
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.valid_methods or []))
+            raise ApiError(
+                405,
+                "method_not_allowed",
+                f"{method} is not allowed here; allowed: {allowed}",
+                headers={"Allow": allowed},
+            ) from None
+        return self.handlers[str(endpoint)], {k: str(v) for k, v in args.items()}
+
+
+def _cors_headers(request: flask.Request, settings_origins: tuple[str, ...]) -> dict[str, str]:
+    origin = request.headers.get("Origin")
+    if not origin or origin.rstrip("/") not in settings_origins:
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Headers": _CORS_HEADERS,
+        "Access-Control-Allow-Methods": _CORS_METHODS,
+        "Access-Control-Max-Age": "3600",
+        "Vary": "Origin",
+    }
+
+
+def _json_response(body: Any, status: int, headers: dict[str, str]) -> flask.Response:
+    response = flask.Response(
+        json.dumps(body, default=str), status=status, mimetype="application/json"
+    )
+    for key, value in headers.items():
+        response.headers[key] = value
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.Response:
+    """Runs one request through a function's routes; the only place errors become JSON."""
+    current = deps()
+    configure_logging(current.settings.log_level, current.settings.gcp_project)
+    incoming_id = request.headers.get("X-Request-Id", "")
+    request_id = incoming_id if _REQUEST_ID_RE.match(incoming_id) else uuid.uuid4().hex
+    trace = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0] or None
+    id_token = request_id_var.set(request_id)
+    trace_token = trace_var.set(trace)
+    cors = _cors_headers(request, current.settings.frontend_origins)
+    try:
+        if request.method == "OPTIONS":
+            return _json_response({}, 204, cors) if cors else _json_response({}, 204, {})
+        handler, args = routes.match(request.path, request.method)
+        reply = handler(ApiRequest(raw=request, args=args, deps=current))
+        status, body, headers = reply.status, reply.body, reply.headers
+    except ApiError as err:
+        status, body, headers = err.status, err.body(), err.headers
+        log.info(
+            "request refused",
+            extra={"function": function_name, "status": status, "error": err.code},
+        )
+    except Exception:
+        # Internal detail goes to the log (redacted); the client gets a request id.
+        log.exception("unhandled error", extra={"function": function_name})
+        status, headers = 503, {"Retry-After": "5"}
+        body = {
+            "error": "unavailable",
+            "detail": "the request could not be completed; retry later",
+        }
+    finally:
+        request_id_var.reset(id_token)
+        trace_var.reset(trace_token)
+    body = dict(body, request_id=request_id) if isinstance(body, dict) and status >= 400 else body
+    return _json_response(body, status, {**headers, **cors, "X-Request-Id": request_id})
+
+
+def require_admin(request: ApiRequest) -> None:
+    """X-Admin-Key, compared in constant time against the configured admin secret."""
+    expected = require(request.deps.secrets, ADMIN_API_KEY)
+    given = request.header("X-Admin-Key") or ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise unauthorized("missing or invalid X-Admin-Key")

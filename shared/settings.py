@@ -1,0 +1,102 @@
+"""Process settings read from the environment, validated once per process."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_DATASET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+
+
+class Settings(BaseSettings):
+    """Everything a function, the job or the local stack reads from its environment.
+
+    Secrets (admin key, API-key pepper, Stripe webhook secret) are not here:
+    they come through the secrets port, so production can read them from
+    Secret Manager.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    environment: Literal["local", "test", "production"] = Field(
+        default="local", validation_alias="CONVERGENCE_ENV"
+    )
+    gcp_project: str = Field(default="convergence-local", validation_alias="GCP_PROJECT")
+    bq_location: str = Field(default="US", validation_alias="BQ_LOCATION")
+    central_dataset: str = Field(default="tenants", validation_alias="CENTRAL_DATASET")
+    # Appended to every tenant dataset name, e.g. "_dev" -> "acme_dev".
+    tenant_dataset_suffix: str = Field(default="", validation_alias="TENANT_DATASET_SUFFIX")
+    # Set in the local stack and tests: the real client then talks to bqemulator.
+    bigquery_emulator_host: str | None = Field(
+        default=None, validation_alias="BIGQUERY_EMULATOR_HOST"
+    )
+    local_data_dir: Path = Field(default=REPO_ROOT / ".local", validation_alias="LOCAL_DATA_DIR")
+    schemas_dir: Path = Field(default=REPO_ROOT / "schemas", validation_alias="SCHEMAS_DIR")
+    frontend_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="FRONTEND_ORIGINS"
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, validation_alias="MAX_BODY_BYTES")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    # Seconds a positive or negative API-key lookup is trusted in memory;
+    # revocation reaches other processes within this bound.
+    auth_cache_ttl_seconds: float = Field(
+        default=30.0, ge=0, le=60, validation_alias="AUTH_CACHE_TTL_SECONDS"
+    )
+    # Seconds a query job may run before the client gives up on it.
+    bq_job_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="BQ_JOB_TIMEOUT")
+
+    @field_validator("frontend_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("frontend_origins")
+    @classmethod
+    def _no_wildcard(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Credentials (X-API-Key) cross origins, so "*" would hand every site
+        # the tenant's session: list origins explicitly.
+        for origin in value:
+            if origin == "*" or not re.match(r"^https?://[^/*\s]+$", origin):
+                raise ValueError(
+                    f"FRONTEND_ORIGINS entry {origin!r} must be a scheme://host origin"
+                )
+        return value
+
+    @field_validator("central_dataset")
+    @classmethod
+    def _dataset_name(cls, value: str) -> str:
+        if not _DATASET_RE.match(value):
+            raise ValueError("CENTRAL_DATASET is not a valid BigQuery dataset id")
+        return value
+
+    @field_validator("tenant_dataset_suffix")
+    @classmethod
+    def _suffix(cls, value: str) -> str:
+        if value and not re.match(r"^[a-z0-9_]{1,20}$", value):
+            raise ValueError("TENANT_DATASET_SUFFIX must match ^[a-z0-9_]{1,20}$")
+        return value
+
+    @model_validator(mode="after")
+    def _no_emulator_in_production(self) -> Settings:
+        if self.environment == "production" and self.bigquery_emulator_host:
+            raise ValueError("BIGQUERY_EMULATOR_HOST must not be set in production")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests clear the cache to re-read."""
+    return Settings()

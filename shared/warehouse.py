@@ -1,0 +1,213 @@
+"""The BigQuery access module: client factory, parameterized queries, retries and job labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
+from google.cloud import bigquery
+
+from shared.identifiers import quote_table
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Production BigQuery aborts one of two concurrent mutating DML statements on
+# the same table with these messages; the statement did not apply, so issuing
+# it again is safe and the outcome is never lost.
+_CONCURRENT_DML_MARKERS = (
+    "concurrent update",
+    "Could not serialize access",
+    "Transaction is aborted due to concurrent update",
+)
+_TRANSIENT = (
+    gexc.InternalServerError,
+    gexc.BadGateway,
+    gexc.ServiceUnavailable,
+    gexc.GatewayTimeout,
+    gexc.TooManyRequests,
+)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Transient server errors, rate limits, and concurrent-DML aborts."""
+    if isinstance(exc, _TRANSIENT):
+        return True
+    if isinstance(exc, (gexc.BadRequest, gexc.Forbidden)):
+        message = str(exc)
+        if any(marker in message for marker in _CONCURRENT_DML_MARKERS):
+            return True
+        return "rateLimitExceeded" in message or "jobRateLimitExceeded" in message
+    return False
+
+
+def job_retry(timeout: float = 120.0) -> Retry:
+    """Re-issues a whole query job that failed for a retryable reason."""
+    return Retry(predicate=is_retryable, initial=0.25, maximum=8.0, multiplier=2.0, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A parameter whose BigQuery type must be spelled out (e.g. a NULL)."""
+
+    type_: str
+    value: Any
+
+
+def to_parameter(
+    name: str, value: Any
+) -> bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter:
+    """A query parameter from a plain Python value; bool before int, on purpose."""
+    if isinstance(value, (bigquery.ScalarQueryParameter, bigquery.ArrayQueryParameter)):
+        return value
+    if isinstance(value, Typed):
+        if isinstance(value.value, (list, tuple)):
+            return bigquery.ArrayQueryParameter(name, value.type_, list(value.value))
+        return bigquery.ScalarQueryParameter(name, value.type_, value.value)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise TypeError(f"empty array parameter @{name} needs Typed(type, [])")
+        element = to_parameter(name, value[0])
+        assert isinstance(element, bigquery.ScalarQueryParameter)
+        return bigquery.ArrayQueryParameter(name, element.type_, list(value))
+    return bigquery.ScalarQueryParameter(name, _scalar_type(name, value), value)
+
+
+def _scalar_type(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, decimal.Decimal):
+        return "NUMERIC"
+    if isinstance(value, str):
+        return "STRING"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise TypeError(f"@{name}: naive datetimes are ambiguous; pass an aware UTC datetime")
+        return "TIMESTAMP"
+    if isinstance(value, dt.date):
+        return "DATE"
+    if isinstance(value, bytes):
+        # bqemulator stores BYTES parameters without decoding them; pass bytes
+        # as base64 STRING and FROM_BASE64() in SQL, which both engines agree on.
+        raise TypeError(f"@{name}: pass bytes as base64 text and use FROM_BASE64(@{name})")
+    if value is None:
+        raise TypeError(f"@{name} is None: wrap it as Typed('<TYPE>', None)")
+    raise TypeError(f"@{name}: unsupported parameter type {type(value).__name__}")
+
+
+_LABEL_VALUE = re.compile(r"[^a-z0-9_-]")
+
+
+def job_labels(component: str, tenant_id: str | None = None) -> dict[str, str]:
+    """Labels on every job, so billing and audit can attribute cost per tenant."""
+
+    def clean(value: str) -> str:
+        return _LABEL_VALUE.sub("_", value.lower())[:63]
+
+    labels = {"app": "convergence", "component": clean(component)}
+    if tenant_id:
+        labels["tenant_id"] = clean(tenant_id)
+    return labels
+
+
+def query_config(
+    params: Mapping[str, Any] | None,
+    component: str,
+    tenant_id: str | None = None,
+    maximum_bytes_billed: int | None = None,
+) -> bigquery.QueryJobConfig:
+    """Parameters, labels and the byte cap every query job runs with."""
+    config = bigquery.QueryJobConfig(
+        query_parameters=[to_parameter(k, v) for k, v in (params or {}).items()],
+        labels=job_labels(component, tenant_id),
+        use_legacy_sql=False,
+    )
+    if maximum_bytes_billed is not None:
+        config.maximum_bytes_billed = maximum_bytes_billed
+    return config
+
+
+def bigquery_client(settings: Settings) -> bigquery.Client:
+    """The real client; pointed at bqemulator when BIGQUERY_EMULATOR_HOST is set."""
+    if settings.bigquery_emulator_host:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(
+            project=settings.gcp_project,
+            location=settings.bq_location,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
+        )
+    return bigquery.Client(project=settings.gcp_project, location=settings.bq_location)
+
+
+class Warehouse:
+    """Parameterized SQL against BigQuery with retries and labels; nothing else talks SQL."""
+
+    def __init__(self, client: bigquery.Client, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.project = settings.gcp_project
+
+    def table(self, dataset: str, table: str) -> str:
+        """A validated, quoted table reference for SQL text."""
+        return quote_table(self.project, dataset, table)
+
+    def central(self, table: str) -> str:
+        return self.table(self.settings.central_dataset, table)
+
+    def _run(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None,
+        component: str,
+        tenant_id: str | None,
+        maximum_bytes_billed: int | None,
+    ) -> bigquery.QueryJob:
+        config = query_config(params, component, tenant_id, maximum_bytes_billed)
+        job = self.client.query(sql, job_config=config, job_retry=job_retry())
+        job.result(timeout=self.settings.bq_job_timeout_seconds)
+        return job
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        component: str = "platform",
+        tenant_id: str | None = None,
+        maximum_bytes_billed: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows of a SELECT as dicts."""
+        job = self._run(sql, params, component, tenant_id, maximum_bytes_billed)
+        return [dict(row.items()) for row in job.result()]
+
+    def execute(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        component: str = "platform",
+        tenant_id: str | None = None,
+    ) -> int:
+        """Runs DML and returns how many rows it changed (the basis of every claim)."""
+        job = self._run(sql, params, component, tenant_id, None)
+        return int(job.num_dml_affected_rows or 0)
+
+    def existing_tables(self, dataset: str) -> set[str]:
+        try:
+            return {t.table_id for t in self.client.list_tables(f"{self.project}.{dataset}")}
+        except gexc.NotFound:
+            return set()

@@ -1,0 +1,211 @@
+"""The HTTP layer: bad input is a clear 4xx JSON error, never a 500 or a stack trace."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import flask
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.deps import Deps, use_deps
+from shared.errors import ApiError
+from shared.http import ApiRequest, Reply, Routes, require_admin, serve
+from shared.secrets import ADMIN_API_KEY, StaticSecrets
+from tests.conftest import make_settings
+
+
+class Widget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    size: int
+
+
+routes = Routes()
+
+
+@routes.route("/widgets", methods=["POST"])
+def create_widget(request: ApiRequest) -> Reply:
+    widget = request.model(Widget)
+    return Reply({"name": widget.name, "size": widget.size}, status=201)
+
+
+@routes.route("/widgets/<widget_id>", methods=["GET"])
+def get_widget(request: ApiRequest) -> Reply:
+    return Reply({"id": request.args["widget_id"]})
+
+
+@routes.route("/boom", methods=["GET"])
+def boom(request: ApiRequest) -> Reply:
+    raise RuntimeError("internal detail /srv/secret/path")
+
+
+@routes.route("/limited", methods=["GET"])
+def limited(request: ApiRequest) -> Reply:
+    raise ApiError(429, "quota_exceeded", "daily limit reached", headers={"Retry-After": "60"})
+
+
+@routes.route("/admin-only", methods=["POST"])
+def admin_only(request: ApiRequest) -> Reply:
+    require_admin(request)
+    return Reply({"ok": True})
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[flask.testing.FlaskClient]:
+    settings = make_settings(
+        tmp_path, frontend_origins=("https://app.example.com",), max_body_bytes=1024
+    )
+    use_deps(Deps(settings=settings, secrets=StaticSecrets({ADMIN_API_KEY: "adm_right"})))
+    app = flask.Flask("test")
+    app.add_url_rule(
+        "/<path:path>",
+        view_func=lambda path: serve(flask.request, routes, "test"),
+        methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+    )
+    yield app.test_client()
+    use_deps(None)
+
+
+def test_a_valid_json_body_reaches_the_handler(client: flask.testing.FlaskClient) -> None:
+    response = client.post("/widgets", json={"name": "w", "size": 2})
+
+    assert response.status_code == 201
+    assert response.get_json() == {"name": "w", "size": 2}
+
+
+def test_malformed_json_is_a_400_naming_the_problem(client: flask.testing.FlaskClient) -> None:
+    response = client.post("/widgets", data="{bad", content_type="application/json")
+
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "invalid_json"
+    assert "line 1" in body["detail"]
+
+
+@pytest.mark.parametrize("data", ["[1, 2]", '"text"', "", "   "])
+def test_a_body_that_is_not_a_json_object_is_a_400(
+    client: flask.testing.FlaskClient, data: str
+) -> None:
+    response = client.post("/widgets", data=data, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_json"
+
+
+def test_a_wrong_content_type_is_a_415(client: flask.testing.FlaskClient) -> None:
+    response = client.post("/widgets", data="name=w", content_type="text/plain")
+
+    assert response.status_code == 415
+    assert response.get_json()["error"] == "unsupported_media_type"
+
+
+def test_a_body_over_the_limit_is_a_413(client: flask.testing.FlaskClient) -> None:
+    response = client.post("/widgets", data="x" * 2048, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "payload_too_large"
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_without_content_length(
+    client: flask.testing.FlaskClient,
+) -> None:
+    # A chunked upload: no Content-Length, the server reads until the stream ends.
+    response = client.post(
+        "/widgets",
+        input_stream=io.BytesIO(b"x" * 4096),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    assert response.status_code == 413
+
+
+def test_validation_errors_name_every_bad_field(client: flask.testing.FlaskClient) -> None:
+    response = client.post("/widgets", json={"name": "", "size": "big", "color": "red"})
+
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["error"] == "validation_failed"
+    assert {f["field"] for f in body["fields"]} == {"name", "size", "color"}
+    assert body["field"] in body["detail"]
+
+
+def test_validation_errors_never_echo_the_input(client: flask.testing.FlaskClient) -> None:
+    response = client.post("/widgets", json={"name": "w", "size": "s3cr3t-value"})
+
+    assert response.status_code == 422
+    assert "s3cr3t-value" not in response.get_data(as_text=True)
+
+
+def test_an_unexpected_error_is_a_503_json_without_internals(
+    client: flask.testing.FlaskClient,
+) -> None:
+    response = client.get("/boom")
+
+    assert response.status_code == 503
+    text = response.get_data(as_text=True)
+    assert "Traceback" not in text
+    assert "/srv/secret/path" not in text
+    assert response.get_json()["request_id"] == response.headers["X-Request-Id"]
+
+
+def test_unknown_route_is_404_and_wrong_method_is_405(client: flask.testing.FlaskClient) -> None:
+    assert client.get("/nowhere").status_code == 404
+    response = client.delete("/widgets")
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
+
+
+def test_path_arguments_reach_the_handler(client: flask.testing.FlaskClient) -> None:
+    assert client.get("/widgets/w-1").get_json() == {"id": "w-1"}
+
+
+def test_a_429_carries_retry_after(client: flask.testing.FlaskClient) -> None:
+    response = client.get("/limited")
+
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "60"
+
+
+def test_cors_preflight_answers_configured_origins_only(
+    client: flask.testing.FlaskClient,
+) -> None:
+    allowed = client.options("/widgets", headers={"Origin": "https://app.example.com"})
+    other = client.options("/widgets", headers={"Origin": "https://evil.example.com"})
+
+    assert allowed.status_code == 204
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "X-API-Key" in allowed.headers["Access-Control-Allow-Headers"]
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_cors_headers_are_set_on_normal_responses_for_allowed_origins(
+    client: flask.testing.FlaskClient,
+) -> None:
+    response = client.get("/widgets/1", headers={"Origin": "https://app.example.com"})
+
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert response.headers["Vary"] == "Origin"
+    assert response.headers.get("Access-Control-Allow-Origin") != "*"
+
+
+def test_admin_routes_refuse_a_missing_or_wrong_admin_key(
+    client: flask.testing.FlaskClient,
+) -> None:
+    assert client.post("/admin-only").status_code == 401
+    assert client.post("/admin-only", headers={"X-Admin-Key": "adm_wrong"}).status_code == 401
+    assert client.post("/admin-only", headers={"X-Admin-Key": "adm_right"}).status_code == 200
+
+
+def test_a_safe_request_id_is_echoed_and_an_unsafe_one_replaced(
+    client: flask.testing.FlaskClient,
+) -> None:
+    kept = client.get("/widgets/1", headers={"X-Request-Id": "abc-123"})
+    replaced = client.get("/widgets/1", headers={"X-Request-Id": "<script>"})
+
+    assert kept.headers["X-Request-Id"] == "abc-123"
+    assert replaced.headers["X-Request-Id"] != "<script>"
