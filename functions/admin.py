@@ -2,31 +2,69 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import flask
 import functions_framework
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared import tenants
 from shared.bootstrap import bootstrap_central
-from shared.errors import unprocessable
+from shared.errors import conflict, unprocessable
 from shared.http import ApiRequest, Reply, Routes, require_admin, serve
+from shared.identifiers import require_tenant_id
+from shared.plans import PlanName
 from shared.schemas import SchemaError
 
 routes = Routes()
 
 
-class BootstrapRequest(BaseModel):
+class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+
+class BootstrapRequest(_Body):
     dry_run: bool = False
+
+
+class StatusChange(_Body):
+    reason: str = Field(default="admin action", min_length=1, max_length=500)
+
+
+class PlanChange(_Body):
+    plan: PlanName
+
+
+class RotateRequest(_Body):
+    # How long the previous keys keep working; 0 ends them at once.
+    overlap_seconds: int = Field(default=86_400, ge=0, le=7 * 86_400)
+
+
+class OffboardRequest(_Body):
+    # Days the tenant's dataset is kept before deletion; 0 deletes it now.
+    retain_days: int = Field(default=30, ge=0, le=365)
+    # Must repeat the tenant id: offboarding destroys key material for good.
+    confirm: str
+
+
+def _options(request: ApiRequest, model: type[_Body]) -> _Body:
+    """An optional JSON body: empty means all defaults."""
+    if request.body_bytes().strip():
+        return request.model(model)
+    return model.model_validate({})
+
+
+def _tenant(request: ApiRequest) -> str:
+    require_admin(request)
+    return require_tenant_id(request.args["tenant_id"], request.deps.settings.central_dataset)
 
 
 @routes.route("/bootstrap", methods=["POST"])
 def bootstrap(request: ApiRequest) -> Reply:
     """Creates the central dataset and missing tables; an empty body means a real run."""
     require_admin(request)
-    options = (
-        request.model(BootstrapRequest) if request.body_bytes().strip() else BootstrapRequest()
-    )
+    options = _options(request, BootstrapRequest)
+    assert isinstance(options, BootstrapRequest)
     try:
         catalog = request.deps.catalog
     except SchemaError as exc:
@@ -34,6 +72,96 @@ def bootstrap(request: ApiRequest) -> Reply:
     report = bootstrap_central(request.deps.warehouse, catalog, dry_run=options.dry_run)
     created = report.created and not report.dry_run
     return Reply(report.as_dict(), status=201 if created else 200)
+
+
+@routes.route("/tenants/<tenant_id>", methods=["GET"])
+def get_tenant(request: ApiRequest) -> Reply:
+    return Reply(tenants.tenant_status(request.deps, _tenant(request)))
+
+
+@routes.route("/tenants/<tenant_id>/suspend", methods=["POST"])
+def suspend(request: ApiRequest) -> Reply:
+    tenant_id = _tenant(request)
+    body = _options(request, StatusChange)
+    assert isinstance(body, StatusChange)
+    changed = tenants.set_status(
+        request.deps,
+        tenant_id,
+        "SUSPENDED",
+        reason=body.reason,
+        actor="admin",
+        allowed_from=tenants.ACTIVE_STATUSES,
+    )
+    return _status_reply(request, tenant_id, changed)
+
+
+@routes.route("/tenants/<tenant_id>/reactivate", methods=["POST"])
+def reactivate(request: ApiRequest) -> Reply:
+    tenant_id = _tenant(request)
+    body = _options(request, StatusChange)
+    assert isinstance(body, StatusChange)
+    profile = tenants.require_profile(request.deps.warehouse, tenant_id)
+    if profile["status"] in ("CANCELLED", "DELETED"):
+        raise conflict(
+            f"tenant is {profile['status'].lower()}; only a new subscription can restore it"
+        )
+    changed = tenants.set_status(
+        request.deps,
+        tenant_id,
+        "ACTIVE",
+        reason=body.reason,
+        actor="admin",
+        allowed_from=("SUSPENDED", "PAST_DUE"),
+    )
+    return _status_reply(request, tenant_id, changed)
+
+
+def _status_reply(request: ApiRequest, tenant_id: str, changed: bool) -> Reply:
+    profile = tenants.require_profile(request.deps.warehouse, tenant_id)
+    return Reply({"tenant_id": tenant_id, "status": profile["status"], "changed": changed})
+
+
+@routes.route("/tenants/<tenant_id>/plan", methods=["POST"])
+def change_plan(request: ApiRequest) -> Reply:
+    tenant_id = _tenant(request)
+    body = request.model(PlanChange)
+    limits = tenants.change_plan(request.deps, tenant_id, body.plan, actor="admin")
+    return Reply({"tenant_id": tenant_id, **limits})
+
+
+@routes.route("/tenants/<tenant_id>/keys/rotate", methods=["POST"])
+def rotate_key(request: ApiRequest) -> Reply:
+    tenant_id = _tenant(request)
+    body = _options(request, RotateRequest)
+    assert isinstance(body, RotateRequest)
+    result = tenants.rotate_key(
+        request.deps, tenant_id, dt.timedelta(seconds=body.overlap_seconds), actor="admin"
+    )
+    return Reply(result, status=201)
+
+
+@routes.route("/tenants/<tenant_id>/keys/<key_id>/revoke", methods=["POST"])
+def revoke_key(request: ApiRequest) -> Reply:
+    tenant_id = _tenant(request)
+    return Reply(tenants.revoke_key(request.deps, tenant_id, request.args["key_id"], actor="admin"))
+
+
+@routes.route("/tenants/<tenant_id>/offboard", methods=["POST"])
+def offboard(request: ApiRequest) -> Reply:
+    tenant_id = _tenant(request)
+    body = request.model(OffboardRequest)
+    if body.confirm != tenant_id:
+        raise unprocessable(
+            "confirmation_mismatch", "confirm must repeat the tenant id", field="confirm"
+        )
+    return Reply(tenants.offboard(request.deps, tenant_id, body.retain_days, actor="admin"))
+
+
+@routes.route("/purge", methods=["POST"])
+def purge(request: ApiRequest) -> Reply:
+    """Deletes datasets of offboarded tenants whose retention has passed (idempotent)."""
+    require_admin(request)
+    return Reply({"datasets_deleted_for": tenants.purge_expired_datasets(request.deps)})
 
 
 @functions_framework.http

@@ -1,17 +1,38 @@
-"""The quota function (lands with a later issue; until then it answers 501)."""
+"""The quota function: a tenant reads its plan limits, usage and warnings (X-API-Key)."""
 
 from __future__ import annotations
 
 import flask
 import functions_framework
 
-from functions._pending import pending_routes
-from shared.http import serve
+from shared import tenants
+from shared.http import ApiRequest, Reply, Routes, require_tenant, serve
+from shared.quota import quota_report
 
-routes = pending_routes("The quota check")
+routes = Routes()
+
+
+def _report(request: ApiRequest, tenant_id: str) -> Reply:
+    warehouse = request.deps.warehouse
+    subscription = tenants.get_subscription(warehouse, tenant_id) or {}
+    usage = tenants.get_usage(warehouse, tenant_id) or {}
+    body = {"tenant_id": tenant_id, **quota_report(subscription, usage, request.deps.clock())}
+    return Reply(body)
+
+
+@routes.route("/", methods=["GET"])
+def own_quota(request: ApiRequest) -> Reply:
+    principal = require_tenant(request)
+    return _report(request, principal.tenant_id)
+
+
+@routes.route("/<tenant_id>", methods=["GET"])
+def tenant_quota(request: ApiRequest) -> Reply:
+    principal = require_tenant(request, request.args["tenant_id"])
+    return _report(request, principal.tenant_id)
 
 
 @functions_framework.http
 def quota(request: flask.Request) -> flask.Response:
-    """The quota check."""
+    """Plan limits, usage and warnings of the calling tenant."""
     return serve(request, routes, "quota")

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 from google.cloud import bigquery
 
+from shared.api_keys import AuthCache
+from shared.crypto import Crypto, crypto_from
 from shared.schemas import SchemaCatalog, load_catalog
-from shared.secrets import EnvSecrets, Secrets
+from shared.secrets import Secrets, secrets_from
 from shared.settings import Settings, get_settings
 from shared.warehouse import Warehouse, bigquery_client
 
@@ -29,12 +31,26 @@ class Deps:
     client_factory: Callable[[Settings], bigquery.Client] = bigquery_client
     _warehouse: Warehouse | None = field(default=None, repr=False)
     _catalog: SchemaCatalog | None = field(default=None, repr=False)
+    _crypto: Crypto | None = field(default=None, repr=False)
+    _auth_cache: AuthCache | None = field(default=None, repr=False)
 
     @property
     def warehouse(self) -> Warehouse:
         if self._warehouse is None:
             self._warehouse = Warehouse(self.client_factory(self.settings), self.settings)
         return self._warehouse
+
+    @property
+    def crypto(self) -> Crypto:
+        if self._crypto is None:
+            self._crypto = crypto_from(self.settings)
+        return self._crypto
+
+    @property
+    def auth_cache(self) -> AuthCache:
+        if self._auth_cache is None:
+            self._auth_cache = AuthCache(self.settings.auth_cache_ttl_seconds)
+        return self._auth_cache
 
     @property
     def catalog(self) -> SchemaCatalog:
@@ -46,8 +62,7 @@ class Deps:
 
 def build_deps(settings: Settings | None = None) -> Deps:
     settings = settings or get_settings()
-    secrets_file = None if settings.is_production else settings.local_data_dir / "secrets.json"
-    return Deps(settings=settings, secrets=EnvSecrets(secrets_file))
+    return Deps(settings=settings, secrets=secrets_from(settings))
 
 
 _override: Deps | None = None

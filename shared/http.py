@@ -16,10 +16,11 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
+from shared.api_keys import Principal, authenticate_key
 from shared.deps import Deps, deps
-from shared.errors import ApiError, bad_request, unauthorized
+from shared.errors import ApiError, bad_request, forbidden, unauthorized
 from shared.logs import configure_logging, request_id_var, trace_var
-from shared.secrets import ADMIN_API_KEY, require
+from shared.secrets import ADMIN_API_KEY, API_KEY_PEPPER, require
 
 log = logging.getLogger(__name__)
 
@@ -222,3 +223,18 @@ def require_admin(request: ApiRequest) -> None:
     given = request.header("X-Admin-Key") or ""
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise unauthorized("missing or invalid X-Admin-Key")
+
+
+def require_tenant(request: ApiRequest, tenant_id: str | None = None) -> Principal:
+    """The tenant of the X-API-Key; a different tenant id in the path or body is a 403."""
+    current = request.deps
+    principal = authenticate_key(
+        request.header("X-API-Key"),
+        warehouse=current.warehouse,
+        pepper=require(current.secrets, API_KEY_PEPPER),
+        cache=current.auth_cache,
+        now=current.clock(),
+    )
+    if tenant_id is not None and tenant_id != principal.tenant_id:
+        raise forbidden("the API key does not belong to this tenant")
+    return principal

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from google.api_core import exceptions as api_errors
+from google.api_core.retry import Retry, if_transient_error
 
 from shared.errors import unavailable
+
+if TYPE_CHECKING:
+    from google.cloud import secretmanager
+
+    from shared.settings import Settings
 
 ADMIN_API_KEY = "ADMIN_API_KEY"
 API_KEY_PEPPER = "API_KEY_PEPPER"
@@ -56,3 +68,67 @@ class StaticSecrets:
 
     def get(self, name: str) -> str | None:
         return self.values.get(name)
+
+
+_SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+# A cold request waits at most this long for Secret Manager before it answers 503.
+_ACCESS_RETRY = Retry(predicate=if_transient_error, initial=0.1, maximum=1.0, timeout=10.0)
+
+
+class SecretManagerSecrets:
+    """Production: the latest version of each secret in Secret Manager, cached per name.
+
+    A value (or its absence) is trusted for `ttl_seconds`, so a warm instance
+    makes no RPC per request; a rotated secret reaches every instance within
+    the TTL. Values are never logged.
+    """
+
+    def __init__(
+        self,
+        client: secretmanager.SecretManagerServiceClient,
+        project: str,
+        ttl_seconds: float = 300,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.project = project
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> str | None:
+        if not _SECRET_NAME_RE.match(name):
+            raise ValueError("secret names match ^[A-Za-z0-9_-]{1,255}$")
+        now = self.clock()
+        with self._lock:
+            cached = self._cache.get(name)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        # Fetched outside the lock: two threads missing at once both fetch, which is harmless.
+        value = self._fetch(name)
+        with self._lock:
+            self._cache[name] = (now + self.ttl_seconds, value)
+        return value
+
+    def _fetch(self, name: str) -> str | None:
+        version = f"projects/{self.project}/secrets/{name}/versions/latest"
+        try:
+            response = self.client.access_secret_version(
+                name=version, retry=_ACCESS_RETRY, timeout=5.0
+            )
+        except api_errors.NotFound:
+            return None
+        return bytes(response.payload.data).decode("utf-8")
+
+
+def secrets_from(settings: Settings) -> Secrets:
+    """The secrets adapter the settings ask for."""
+    if settings.secrets_backend == "secret_manager":
+        from google.cloud import secretmanager
+
+        return SecretManagerSecrets(
+            secretmanager.SecretManagerServiceClient(), settings.gcp_project
+        )
+    secrets_file = None if settings.is_production else settings.local_data_dir / "secrets.json"
+    return EnvSecrets(secrets_file)

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     auth_cache_ttl_seconds: float = Field(
         default=30.0, ge=0, le=60, validation_alias="AUTH_CACHE_TTL_SECONDS"
     )
+    # Production crypto: per-tenant key-encryption keys live in this Cloud KMS
+    # key ring ("projects/P/locations/L/keyRings/R"). Unset: local Tink keysets.
+    kms_key_ring: str | None = Field(default=None, validation_alias="KMS_KEY_RING")
+    # Where platform secrets come from: env (+ local file) or Secret Manager.
+    secrets_backend: Literal["env", "secret_manager"] = Field(
+        default="env", validation_alias="SECRETS_BACKEND"
+    )
     # Seconds a query job may run before the client gives up on it.
     bq_job_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="BQ_JOB_TIMEOUT")
 
@@ -86,9 +93,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _no_emulator_in_production(self) -> Settings:
-        if self.environment == "production" and self.bigquery_emulator_host:
+    def _production_uses_real_services(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if self.bigquery_emulator_host:
             raise ValueError("BIGQUERY_EMULATOR_HOST must not be set in production")
+        if not self.kms_key_ring:
+            raise ValueError("KMS_KEY_RING is required in production (credentials need Cloud KMS)")
         return self
 
     @property

@@ -28,6 +28,7 @@ def test_wildcard_or_malformed_origins_are_refused(
 
 def test_production_refuses_an_emulator_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONVERGENCE_ENV", "production")
+    monkeypatch.setenv("KMS_KEY_RING", "projects/p/locations/us/keyRings/convergence")
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", "http://127.0.0.1:9050")
 
     with pytest.raises(ValidationError, match="production"):
@@ -38,4 +39,11 @@ def test_an_invalid_central_dataset_name_is_refused(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("CENTRAL_DATASET", "tenants; drop")
 
     with pytest.raises(ValidationError, match="CENTRAL_DATASET"):
+        Settings()
+
+
+def test_production_requires_a_kms_key_ring(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVERGENCE_ENV", "production")
+
+    with pytest.raises(ValidationError, match="KMS_KEY_RING"):
         Settings()

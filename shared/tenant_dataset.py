@@ -1,0 +1,182 @@
+"""A tenant's own dataset: data tables, views over the central logs, write check, deletion."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
+from google.cloud import bigquery
+
+from shared.bootstrap import BootstrapReport, ensure_tables
+from shared.errors import conflict
+from shared.identifiers import TENANT_ID_RE
+from shared.schemas import SchemaCatalog
+from shared.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT_LABEL = "convergence_onboarding"
+TENANT_LABEL = "convergence_tenant"
+
+# View name in the tenant dataset -> central log table it filters.
+LOG_VIEWS = {
+    "pipeline_runs": "tenant_pipeline_runs",
+    "step_logs": "tenant_step_logs",
+    "dq_results": "tenant_dq_results",
+}
+
+
+def dataset_id_for(tenant_id: str, suffix: str = "") -> str:
+    return f"{tenant_id}{suffix}"
+
+
+@dataclass
+class DatasetOutcome:
+    dataset_id: str
+    dataset_created: bool
+    tables_created: list[str] = field(default_factory=list)
+    tables_existing: list[str] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
+
+
+def claim_dataset(warehouse: Warehouse, dataset_id: str, tenant_id: str, fingerprint: str) -> bool:
+    """Creates the dataset labelled with the request fingerprint: the atomic claim of a tenant id.
+
+    Creating a dataset succeeds exactly once, so two onboardings of one id can't
+    both win. Returns True if this call created it; an existing dataset is ours
+    only if it carries the same fingerprint (a retry of the same request).
+    """
+    dataset = bigquery.Dataset(f"{warehouse.project}.{dataset_id}")
+    dataset.location = warehouse.settings.bq_location
+    dataset.description = f"Convergence tenant {tenant_id}: cost data and run logs."
+    dataset.labels = {TENANT_LABEL: tenant_id, FINGERPRINT_LABEL: fingerprint[:63]}
+    try:
+        warehouse.client.create_dataset(dataset, timeout=30)
+        return True
+    except gexc.Conflict:
+        existing = warehouse.client.get_dataset(dataset.reference, timeout=30)
+        if (existing.labels or {}).get(FINGERPRINT_LABEL) != fingerprint[:63]:
+            raise conflict(f"tenant_id '{tenant_id}' is already taken", field="tenant_id") from None
+        return False
+
+
+def provision(
+    warehouse: Warehouse, catalog: SchemaCatalog, tenant_id: str, dataset_id: str
+) -> DatasetOutcome:
+    """Data tables and the filtered log views; each step is idempotent so a retry resumes."""
+    report = BootstrapReport(dataset=dataset_id, dataset_created=False)
+    ensure_tables(warehouse, dataset_id, catalog.tenant, report)
+    outcome = DatasetOutcome(
+        dataset_id=dataset_id,
+        dataset_created=False,
+        tables_created=report.created,
+        tables_existing=report.existing,
+    )
+    outcome.views = ensure_log_views(warehouse, tenant_id, dataset_id)
+    return outcome
+
+
+def ensure_log_views(warehouse: Warehouse, tenant_id: str, dataset_id: str) -> list[str]:
+    """Views over the central logs, filtered to this tenant, authorized on the central dataset."""
+    # A view's SQL can't take parameters; the tenant id is safe to inline
+    # because it matched ^[a-z0-9_]{3,50}$ before it got here.
+    assert TENANT_ID_RE.match(tenant_id)
+    created = []
+    for view_name, central_table in LOG_VIEWS.items():
+        view = bigquery.Table(f"{warehouse.project}.{dataset_id}.{view_name}")
+        view.view_query = (
+            f"SELECT * FROM {warehouse.central(central_table)} WHERE tenant_id = '{tenant_id}'"
+        )
+        view.description = f"{central_table} rows of tenant {tenant_id} (authorized view)."
+        with contextlib.suppress(gexc.Conflict):
+            warehouse.client.create_table(view, timeout=30)
+        created.append(view_name)
+    authorize_views(warehouse, dataset_id, list(LOG_VIEWS))
+    return created
+
+
+_ETAG_RETRY = Retry(
+    predicate=lambda exc: isinstance(exc, gexc.PreconditionFailed), initial=0.2, timeout=60
+)
+
+
+def authorize_views(warehouse: Warehouse, dataset_id: str, views: list[str]) -> None:
+    """Adds the views to the central dataset's access list, so the tenant reads only its rows.
+
+    Read-modify-write guarded by the dataset's etag: concurrent onboardings
+    retry instead of overwriting each other's entries.
+    """
+
+    def attempt() -> None:
+        central = warehouse.client.get_dataset(
+            f"{warehouse.project}.{warehouse.settings.central_dataset}", timeout=30
+        )
+        entries = list(central.access_entries)
+        have = {(e.entity_type, str(e.entity_id)) for e in entries}
+        added = False
+        for view_name in views:
+            ref = {"projectId": warehouse.project, "datasetId": dataset_id, "tableId": view_name}
+            if ("view", str(ref)) in have:
+                continue
+            entries.append(bigquery.AccessEntry(None, "view", ref))
+            added = True
+        if added:
+            central.access_entries = entries
+            warehouse.client.update_dataset(central, ["access_entries"], timeout=30)
+
+    _ETAG_RETRY(attempt)()
+
+
+def deauthorize_views(warehouse: Warehouse, dataset_id: str) -> None:
+    """Drops the dataset's views from the central access list (before the dataset goes)."""
+
+    def attempt() -> None:
+        central = warehouse.client.get_dataset(
+            f"{warehouse.project}.{warehouse.settings.central_dataset}", timeout=30
+        )
+        entries = list(central.access_entries)
+        kept = [
+            e
+            for e in entries
+            if not (
+                e.entity_type == "view" and dict(e.entity_id or {}).get("datasetId") == dataset_id
+            )
+        ]
+        if len(kept) != len(entries):
+            central.access_entries = kept
+            warehouse.client.update_dataset(central, ["access_entries"], timeout=30)
+
+    _ETAG_RETRY(attempt)()
+
+
+def write_check(warehouse: Warehouse, dataset_id: str) -> str:
+    """The built-in dryrun: create, write, read back and drop a scratch table in the dataset."""
+    table_id = f"{warehouse.project}.{dataset_id}._dryrun_{uuid.uuid4().hex[:8]}"
+    table = bigquery.Table(table_id, schema=[bigquery.SchemaField("probe", "STRING")])
+    try:
+        warehouse.client.create_table(table, timeout=30)
+        marker = uuid.uuid4().hex
+        quoted = warehouse.table(dataset_id, table_id.rsplit(".", 1)[1])
+        warehouse.execute(
+            f"INSERT INTO {quoted} (probe) VALUES (@m)", {"m": marker}, component="dryrun"
+        )
+        rows = warehouse.query(f"SELECT probe FROM {quoted}", component="dryrun")
+        return "SUCCESS" if rows == [{"probe": marker}] else "FAILED"
+    finally:
+        warehouse.client.delete_table(table_id, not_found_ok=True, timeout=30)
+
+
+def delete_dataset(warehouse: Warehouse, dataset_id: str) -> bool:
+    """Deletes the dataset and everything in it; False if it was already gone."""
+    try:
+        warehouse.client.get_dataset(f"{warehouse.project}.{dataset_id}", timeout=30)
+    except gexc.NotFound:
+        return False
+    warehouse.client.delete_dataset(
+        f"{warehouse.project}.{dataset_id}", delete_contents=True, not_found_ok=True, timeout=60
+    )
+    return True

@@ -1,0 +1,708 @@
+"""Tenant onboarding and lifecycle: profile, subscription, usage, dataset, keys, offboarding."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from shared import api_keys, audit, tenant_dataset
+from shared.deps import Deps
+from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
+from shared.identifiers import require_tenant_id
+from shared.plans import PLANS, Plan, PlanName, trial_end
+from shared.secrets import API_KEY_PEPPER, require
+from shared.warehouse import Typed, Warehouse
+
+log = logging.getLogger(__name__)
+
+# An onboarding attempt holds the right to issue the first key for this long;
+# after that a retry may take over (the holder crashed).
+CLAIM_LEASE = dt.timedelta(seconds=120)
+
+# Letters (any script), digits, spaces and the punctuation real company names use.
+_COMPANY_RE = re.compile(r"^[\w][\w .,&'()+\-/@!#:]*$")
+_SQL_OR_HTML = ("--", "/*", "*/", ";", "<", ">", "`", '"', "\\")
+
+ACTIVE_STATUSES = ("TRIALING", "ACTIVE", "PAST_DUE")
+TENANT_STATUSES = ("TRIALING", "ACTIVE", "PAST_DUE", "SUSPENDED", "CANCELLED", "DELETED")
+
+
+class OnboardRequest(BaseModel):
+    """The onboarding payload; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    tenant_id: str = Field(pattern=r"^[a-z0-9_]{3,50}$")
+    company_name: str = Field(min_length=1, max_length=200)
+    admin_email: EmailStr
+    subscription_plan: PlanName = "STARTER"
+
+    @field_validator("company_name")
+    @classmethod
+    def _plain_company_name(cls, value: str) -> str:
+        if any(token in value for token in _SQL_OR_HTML) or not _COMPANY_RE.match(value):
+            raise ValueError("may contain letters, digits, spaces and . , & ' ( ) + - / @ ! # :")
+        return value
+
+    def fingerprint(self) -> str:
+        """The same onboarding request always has the same fingerprint."""
+        canonical = json.dumps(
+            {
+                "tenant_id": self.tenant_id,
+                "company_name": self.company_name,
+                "admin_email": self.admin_email.lower(),
+                "subscription_plan": self.subscription_plan,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StripeRefs:
+    """Where a Stripe-provisioned tenant came from."""
+
+    customer_id: str | None = None
+    subscription_id: str | None = None
+    price_lookup_key: str | None = None
+    subscription_status: str | None = None
+    trial_ends_at: dt.datetime | None = None
+    event_created: dt.datetime | None = None
+
+
+@dataclass
+class OnboardResult:
+    status_code: int
+    tenant_id: str
+    subscription_plan: str
+    dataset_id: str
+    tables_created: list[str]
+    views_created: list[str]
+    dryrun_status: str
+    api_key: str | None
+    api_key_id: str | None
+    replayed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        body = {
+            "tenant_id": self.tenant_id,
+            "api_key": self.api_key,
+            "api_key_id": self.api_key_id,
+            "subscription_plan": self.subscription_plan,
+            "dataset_id": self.dataset_id,
+            "tables_created": self.tables_created,
+            "views_created": self.views_created,
+            "dryrun_status": self.dryrun_status,
+            "replayed": self.replayed,
+        }
+        if self.replayed:
+            body["detail"] = (
+                "tenant already onboarded by this request; the API key is shown only once "
+                "(rotate it through the admin API if it was lost)"
+            )
+        return {**body, **self.extra}
+
+
+def _one(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return rows[0] if rows else None
+
+
+def get_profile(warehouse: Warehouse, tenant_id: str) -> dict[str, Any] | None:
+    return _one(
+        warehouse.query(
+            f"SELECT * FROM {warehouse.central('tenant_profiles')} "
+            "WHERE tenant_id = @t ORDER BY created_at LIMIT 1",
+            {"t": tenant_id},
+            component="tenants",
+        )
+    )
+
+
+def get_subscription(warehouse: Warehouse, tenant_id: str) -> dict[str, Any] | None:
+    return _one(
+        warehouse.query(
+            f"SELECT * FROM {warehouse.central('tenant_subscriptions')} "
+            "WHERE tenant_id = @t ORDER BY created_at LIMIT 1",
+            {"t": tenant_id},
+            component="tenants",
+        )
+    )
+
+
+def get_usage(warehouse: Warehouse, tenant_id: str) -> dict[str, Any] | None:
+    return _one(
+        warehouse.query(
+            f"SELECT * FROM {warehouse.central('tenant_usage_quotas')} "
+            "WHERE tenant_id = @t ORDER BY created_at LIMIT 1",
+            {"t": tenant_id},
+            component="tenants",
+        )
+    )
+
+
+def require_profile(warehouse: Warehouse, tenant_id: str) -> dict[str, Any]:
+    profile = get_profile(warehouse, tenant_id)
+    if profile is None or profile["onboarding_state"] != "COMPLETE":
+        raise not_found(f"no tenant '{tenant_id}'")
+    return profile
+
+
+def _insert_rows_if_missing(
+    warehouse: Warehouse,
+    request: OnboardRequest,
+    refs: StripeRefs,
+    now: dt.datetime,
+    *,
+    idempotency_key: str | None,
+    source: str,
+) -> None:
+    """Profile, subscription and usage rows, by MERGE so a retry inserts nothing twice.
+
+    Rows are created by DML (never streamed) because lifecycle changes UPDATE them.
+    """
+    plan = PLANS[request.subscription_plan]
+    tenant_id = request.tenant_id
+    warehouse.execute(
+        f"MERGE {warehouse.central('tenant_profiles')} AS p "
+        "USING (SELECT @t AS tenant_id) AS s ON p.tenant_id = s.tenant_id "
+        "WHEN NOT MATCHED THEN INSERT (tenant_id, company_name, admin_email, status, "
+        "onboarding_state, request_fingerprint, idempotency_key, source, dataset_id, "
+        "stripe_customer_id, stripe_subscription_id, created_at, updated_at) VALUES "
+        "(@t, @company, @email, 'PROVISIONING', 'PROVISIONING', @fp, @idem, @source, "
+        "@dataset, @customer, @subscription, @now, @now)",
+        {
+            "t": tenant_id,
+            "company": request.company_name,
+            "email": request.admin_email,
+            "fp": request.fingerprint(),
+            "idem": Typed("STRING", idempotency_key),
+            "source": source,
+            "dataset": tenant_dataset.dataset_id_for(
+                tenant_id, warehouse.settings.tenant_dataset_suffix
+            ),
+            "customer": Typed("STRING", refs.customer_id),
+            "subscription": Typed("STRING", refs.subscription_id),
+            "now": now,
+        },
+        component="onboard",
+        tenant_id=tenant_id,
+    )
+    warehouse.execute(
+        f"MERGE {warehouse.central('tenant_subscriptions')} AS s "
+        "USING (SELECT @t AS tenant_id) AS n ON s.tenant_id = n.tenant_id "
+        "WHEN NOT MATCHED THEN INSERT (tenant_id, plan, status, stripe_customer_id, "
+        "stripe_subscription_id, stripe_price_lookup_key, daily_run_limit, monthly_run_limit, "
+        "concurrent_run_limit, team_member_limit, provider_limit, trial_ends_at, "
+        "last_event_created, created_at, updated_at) VALUES (@t, @plan, @status, @customer, "
+        "@subscription, @lookup, @daily, @monthly, @concurrent, @team, @providers, @trial_end, "
+        "@event_created, @now, @now)",
+        {
+            "t": tenant_id,
+            "plan": plan.name,
+            "status": refs.subscription_status or "trialing",
+            "customer": Typed("STRING", refs.customer_id),
+            "subscription": Typed("STRING", refs.subscription_id),
+            "lookup": refs.price_lookup_key or plan.stripe_lookup_key,
+            **_limit_params(plan),
+            "trial_end": refs.trial_ends_at
+            or (trial_end(now) if (refs.subscription_status or "trialing") == "trialing" else None)
+            or Typed("TIMESTAMP", None),
+            "event_created": Typed("TIMESTAMP", refs.event_created),
+            "now": now,
+        },
+        component="onboard",
+        tenant_id=tenant_id,
+    )
+    warehouse.execute(
+        f"MERGE {warehouse.central('tenant_usage_quotas')} AS u "
+        "USING (SELECT @t AS tenant_id) AS n ON u.tenant_id = n.tenant_id "
+        "WHEN NOT MATCHED THEN INSERT (tenant_id, usage_date, daily_runs, usage_month, "
+        "monthly_runs, running_runs, created_at, updated_at) VALUES "
+        "(@t, @today, 0, @month, 0, 0, @now, @now)",
+        {"t": tenant_id, "today": now.date(), "month": now.date().replace(day=1), "now": now},
+        component="onboard",
+        tenant_id=tenant_id,
+    )
+
+
+def _limit_params(plan: Plan) -> dict[str, int]:
+    return {
+        "daily": plan.daily_runs,
+        "monthly": plan.monthly_runs,
+        "concurrent": plan.concurrent_runs,
+        "team": plan.team_members,
+        "providers": plan.providers,
+    }
+
+
+def _replay(deps: Deps, profile: dict[str, Any]) -> OnboardResult:
+    subscription = get_subscription(deps.warehouse, profile["tenant_id"]) or {}
+    return OnboardResult(
+        status_code=200,
+        tenant_id=profile["tenant_id"],
+        subscription_plan=str(subscription.get("plan", "")),
+        dataset_id=str(profile["dataset_id"]),
+        tables_created=sorted(deps.catalog.tenant),
+        views_created=sorted(tenant_dataset.LOG_VIEWS),
+        dryrun_status="SUCCESS",
+        api_key=None,
+        api_key_id=None,
+        replayed=True,
+    )
+
+
+def _check_replay(
+    profile: dict[str, Any], request: OnboardRequest, idempotency_key: str | None
+) -> None:
+    if profile["request_fingerprint"] == request.fingerprint():
+        return
+    if idempotency_key and profile.get("idempotency_key") == idempotency_key:
+        raise conflict("Idempotency-Key was already used with a different payload")
+    raise conflict(f"tenant_id '{request.tenant_id}' already exists", field="tenant_id")
+
+
+def _take_claim(warehouse: Warehouse, profile: dict[str, Any], now: dt.datetime) -> str:
+    """Conditional UPDATE: at most one attempt may issue the first key."""
+    claimed_at = profile.get("claimed_at")
+    if profile.get("claim_token") and claimed_at and now - claimed_at < CLAIM_LEASE:
+        raise ApiError(
+            409,
+            "onboarding_in_progress",
+            "this tenant is being onboarded by another request; retry shortly",
+            headers={"Retry-After": "5"},
+        )
+    token = uuid.uuid4().hex
+    changed = warehouse.execute(
+        f"UPDATE {warehouse.central('tenant_profiles')} "
+        "SET claim_token = @token, claimed_at = @now "
+        "WHERE tenant_id = @t AND onboarding_state = 'PROVISIONING' "
+        "AND IFNULL(claim_token, '') = @seen",
+        {
+            "token": token,
+            "now": now,
+            "t": profile["tenant_id"],
+            "seen": profile.get("claim_token") or "",
+        },
+        component="onboard",
+        tenant_id=profile["tenant_id"],
+    )
+    if changed != 1:
+        raise ApiError(
+            409,
+            "onboarding_in_progress",
+            "this tenant is being onboarded by another request; retry shortly",
+            headers={"Retry-After": "5"},
+        )
+    return token
+
+
+def onboard(
+    deps: Deps,
+    request: OnboardRequest,
+    *,
+    idempotency_key: str | None = None,
+    source: str = "admin",
+    refs: StripeRefs | None = None,
+    actor: str = "admin",
+) -> OnboardResult:
+    """Onboards a tenant; safe to retry at any point, and a retry never issues a second key."""
+    refs = refs or StripeRefs()
+    warehouse = deps.warehouse
+    tenant_id = require_tenant_id(request.tenant_id, deps.settings.central_dataset)
+    pepper = require(deps.secrets, API_KEY_PEPPER)
+    catalog = deps.catalog
+    profile = get_profile(warehouse, tenant_id)
+    if profile is not None:
+        _check_replay(profile, request, idempotency_key)
+        if profile["onboarding_state"] == "COMPLETE":
+            return _replay(deps, profile)
+
+    dataset_id = tenant_dataset.dataset_id_for(tenant_id, deps.settings.tenant_dataset_suffix)
+    dataset_created = tenant_dataset.claim_dataset(
+        warehouse, dataset_id, tenant_id, request.fingerprint()
+    )
+    now = deps.clock()
+    _insert_rows_if_missing(
+        warehouse, request, refs, now, idempotency_key=idempotency_key, source=source
+    )
+    deps.crypto.ensure_tenant_key(tenant_id)
+    outcome = tenant_dataset.provision(warehouse, catalog, tenant_id, dataset_id)
+    dryrun_status = tenant_dataset.write_check(warehouse, dataset_id)
+    if dryrun_status != "SUCCESS":
+        raise unavailable("the tenant dataset is not writable yet; retry the same request")
+
+    profile = get_profile(warehouse, tenant_id)
+    assert profile is not None
+    if profile["onboarding_state"] == "COMPLETE":
+        return _replay(deps, profile)
+    token = _take_claim(warehouse, profile, deps.clock())
+    # Keys left by a crashed attempt were never shown to anyone: retire them.
+    api_keys.revoke(warehouse, tenant_id, deps.clock())
+    issued = api_keys.insert_key(warehouse, pepper, tenant_id, deps.clock(), created_by=actor)
+    status = _initial_status(refs)
+    finished = warehouse.execute(
+        f"UPDATE {warehouse.central('tenant_profiles')} "
+        "SET onboarding_state = 'COMPLETE', status = @status, updated_at = @now "
+        "WHERE tenant_id = @t AND claim_token = @token AND onboarding_state = 'PROVISIONING'",
+        {"status": status, "now": deps.clock(), "t": tenant_id, "token": token},
+        component="onboard",
+        tenant_id=tenant_id,
+    )
+    if finished != 1:
+        api_keys.revoke(warehouse, tenant_id, deps.clock(), key_id=issued.key_id)
+        raise ApiError(
+            409,
+            "onboarding_in_progress",
+            "another request took over this onboarding; retry to see its outcome",
+            headers={"Retry-After": "5"},
+        )
+    audit.record(
+        warehouse,
+        actor=actor,
+        action="tenant.onboarded",
+        now=deps.clock(),
+        tenant_id=tenant_id,
+        detail={"plan": request.subscription_plan, "source": source, "key_id": issued.key_id},
+    )
+    log.info("tenant onboarded", extra={"tenant_id": tenant_id, "source": source})
+    return OnboardResult(
+        status_code=201,
+        tenant_id=tenant_id,
+        subscription_plan=request.subscription_plan,
+        dataset_id=dataset_id,
+        tables_created=sorted(outcome.tables_created + outcome.tables_existing),
+        views_created=outcome.views,
+        dryrun_status=dryrun_status,
+        api_key=issued.key,
+        api_key_id=issued.key_id,
+        extra={"dataset_created": dataset_created, "status": status},
+    )
+
+
+def _initial_status(refs: StripeRefs) -> str:
+    mapped = stripe_status_to_tenant_status(refs.subscription_status or "trialing")
+    return mapped or "TRIALING"
+
+
+def stripe_status_to_tenant_status(subscription_status: str) -> str | None:
+    """Stripe subscription status -> tenant status; None means 'no change'."""
+    return {
+        "trialing": "TRIALING",
+        "active": "ACTIVE",
+        "past_due": "PAST_DUE",
+        "unpaid": "SUSPENDED",
+        "canceled": "CANCELLED",
+        "incomplete_expired": "CANCELLED",
+        "paused": "SUSPENDED",
+    }.get(subscription_status)
+
+
+# ----------------------------------------------------------------- lifecycle
+
+
+def tenant_status(deps: Deps, tenant_id: str) -> dict[str, Any]:
+    """Profile, plan, limits, usage and key metadata; never secrets or hashes."""
+    warehouse = deps.warehouse
+    profile = require_profile(warehouse, tenant_id)
+    subscription = get_subscription(warehouse, tenant_id) or {}
+    usage = get_usage(warehouse, tenant_id) or {}
+    return {
+        "tenant_id": tenant_id,
+        "company_name": profile["company_name"],
+        "admin_email": profile["admin_email"],
+        "status": profile["status"],
+        "status_reason": profile.get("status_reason"),
+        "source": profile.get("source"),
+        "dataset_id": profile["dataset_id"],
+        "created_at": profile["created_at"],
+        "deleted_at": profile.get("deleted_at"),
+        "dataset_delete_after": profile.get("dataset_delete_after"),
+        "past_due_since": profile.get("past_due_since"),
+        "subscription": {
+            "plan": subscription.get("plan"),
+            "status": subscription.get("status"),
+            "trial_ends_at": subscription.get("trial_ends_at"),
+            "current_period_end": subscription.get("current_period_end"),
+            "stripe_subscription_id": subscription.get("stripe_subscription_id"),
+        },
+        "limits": {
+            "daily_runs": subscription.get("daily_run_limit"),
+            "monthly_runs": subscription.get("monthly_run_limit"),
+            "concurrent_runs": subscription.get("concurrent_run_limit"),
+            "team_members": subscription.get("team_member_limit"),
+            "providers": subscription.get("provider_limit"),
+        },
+        "usage": {
+            "usage_date": usage.get("usage_date"),
+            "daily_runs": usage.get("daily_runs"),
+            "monthly_runs": usage.get("monthly_runs"),
+            "running_runs": usage.get("running_runs"),
+        },
+        "api_keys": api_keys.list_keys(warehouse, tenant_id),
+    }
+
+
+def set_status(
+    deps: Deps,
+    tenant_id: str,
+    status: str,
+    *,
+    reason: str,
+    actor: str,
+    allowed_from: tuple[str, ...] = (*ACTIVE_STATUSES, "SUSPENDED"),
+    past_due_since: dt.datetime | None = None,
+) -> bool:
+    """Moves a tenant to `status` if it is in one of `allowed_from`; True if it changed."""
+    assert status in TENANT_STATUSES
+    warehouse = deps.warehouse
+    require_profile(warehouse, tenant_id)
+    now = deps.clock()
+    changed = warehouse.execute(
+        f"UPDATE {warehouse.central('tenant_profiles')} SET status = @status, "
+        "status_reason = @reason, updated_at = @now, "
+        "past_due_since = IF(@status = 'PAST_DUE', IFNULL(past_due_since, @since), NULL) "
+        "WHERE tenant_id = @t AND status IN UNNEST(@allowed) AND status != @status",
+        {
+            "status": status,
+            "reason": reason,
+            "now": now,
+            "since": past_due_since or now,
+            "t": tenant_id,
+            "allowed": list(allowed_from),
+        },
+        component="lifecycle",
+        tenant_id=tenant_id,
+    )
+    deps.auth_cache.forget_tenant(tenant_id)
+    if changed:
+        audit.record(
+            warehouse,
+            actor=actor,
+            action=f"tenant.status.{status.lower()}",
+            now=now,
+            tenant_id=tenant_id,
+            detail={"reason": reason},
+        )
+    return changed > 0
+
+
+def change_plan(
+    deps: Deps,
+    tenant_id: str,
+    plan_name: str,
+    *,
+    actor: str,
+    subscription_status: str | None = None,
+    event_created: dt.datetime | None = None,
+    lookup_key: str | None = None,
+    current_period_end: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """New plan limits from the catalogue; returns the limits now in force."""
+    if plan_name not in PLANS:
+        raise unprocessable("invalid_plan", f"plan must be one of {', '.join(PLANS)}", field="plan")
+    plan = PLANS[plan_name]
+    warehouse = deps.warehouse
+    require_profile(warehouse, tenant_id)
+    now = deps.clock()
+    warehouse.execute(
+        f"UPDATE {warehouse.central('tenant_subscriptions')} SET plan = @plan, "
+        "daily_run_limit = @daily, monthly_run_limit = @monthly, "
+        "concurrent_run_limit = @concurrent, team_member_limit = @team, "
+        "provider_limit = @providers, stripe_price_lookup_key = @lookup, "
+        "status = IFNULL(@sub_status, status), "
+        "last_event_created = IFNULL(@event_created, last_event_created), "
+        "current_period_end = IFNULL(@period_end, current_period_end), updated_at = @now "
+        "WHERE tenant_id = @t",
+        {
+            "plan": plan.name,
+            **_limit_params(plan),
+            "lookup": lookup_key or plan.stripe_lookup_key,
+            "sub_status": Typed("STRING", subscription_status),
+            "event_created": Typed("TIMESTAMP", event_created),
+            "period_end": Typed("TIMESTAMP", current_period_end),
+            "now": now,
+            "t": tenant_id,
+        },
+        component="lifecycle",
+        tenant_id=tenant_id,
+    )
+    audit.record(
+        warehouse,
+        actor=actor,
+        action="tenant.plan_changed",
+        now=now,
+        tenant_id=tenant_id,
+        detail={"plan": plan.name},
+    )
+    return {
+        "plan": plan.name,
+        **plan.model_dump(
+            include={"daily_runs", "monthly_runs", "concurrent_runs", "team_members", "providers"}
+        ),
+    }
+
+
+def rotate_key(deps: Deps, tenant_id: str, overlap: dt.timedelta, *, actor: str) -> dict[str, Any]:
+    """A new key (shown once); the tenant's other keys keep working for `overlap`."""
+    warehouse = deps.warehouse
+    profile = require_profile(warehouse, tenant_id)
+    if profile["status"] == "DELETED":
+        raise conflict(f"tenant '{tenant_id}' is offboarded")
+    now = deps.clock()
+    issued = api_keys.insert_key(
+        warehouse, require(deps.secrets, API_KEY_PEPPER), tenant_id, now, created_by=actor
+    )
+    expires_at = now + overlap
+    api_keys.start_overlap(warehouse, tenant_id, issued.key_id, expires_at)
+    deps.auth_cache.forget_tenant(tenant_id)
+    audit.record(
+        warehouse,
+        actor=actor,
+        action="api_key.rotated",
+        now=now,
+        tenant_id=tenant_id,
+        detail={"key_id": issued.key_id, "overlap_seconds": int(overlap.total_seconds())},
+    )
+    return {
+        "tenant_id": tenant_id,
+        "api_key": issued.key,
+        "api_key_id": issued.key_id,
+        "key_prefix": issued.key_prefix,
+        "previous_keys_expire_at": expires_at,
+    }
+
+
+def revoke_key(deps: Deps, tenant_id: str, key_id: str, *, actor: str) -> dict[str, Any]:
+    warehouse = deps.warehouse
+    require_profile(warehouse, tenant_id)
+    revoked = api_keys.revoke(warehouse, tenant_id, deps.clock(), key_id=key_id)
+    # Immediate in this process; other processes within the auth cache TTL.
+    deps.auth_cache.forget_tenant(tenant_id, key_id)
+    if not revoked:
+        known = {k["key_id"] for k in api_keys.list_keys(warehouse, tenant_id)}
+        if key_id not in known:
+            raise not_found(f"no key '{key_id}' for tenant '{tenant_id}'")
+    else:
+        audit.record(
+            warehouse,
+            actor=actor,
+            action="api_key.revoked",
+            now=deps.clock(),
+            tenant_id=tenant_id,
+            detail={"key_id": key_id},
+        )
+    return {"tenant_id": tenant_id, "key_id": key_id, "revoked": bool(revoked)}
+
+
+def offboard(deps: Deps, tenant_id: str, retain_days: int, *, actor: str) -> dict[str, Any]:
+    """Deletes a tenant: status, keys, pipelines, credentials (crypto-shredded), dataset.
+
+    Idempotent: a second call reports what is left to do (usually nothing).
+    """
+    warehouse = deps.warehouse
+    profile = require_profile(warehouse, tenant_id)
+    now = deps.clock()
+    delete_after = now + dt.timedelta(days=retain_days)
+    warehouse.execute(
+        f"UPDATE {warehouse.central('tenant_profiles')} SET status = 'DELETED', "
+        "status_reason = 'offboarded', deleted_at = IFNULL(deleted_at, @now), "
+        "dataset_delete_after = IFNULL(dataset_delete_after, @after), updated_at = @now "
+        "WHERE tenant_id = @t",
+        {"now": now, "after": delete_after, "t": tenant_id},
+        component="offboard",
+        tenant_id=tenant_id,
+    )
+    deps.auth_cache.forget_tenant(tenant_id)
+    revoked = api_keys.revoke(warehouse, tenant_id, now)
+    pipelines_disabled = warehouse.execute(
+        f"UPDATE {warehouse.central('tenant_pipeline_configs')} SET enabled = FALSE, "
+        "updated_at = @now WHERE tenant_id = @t AND enabled",
+        {"now": now, "t": tenant_id},
+        component="offboard",
+        tenant_id=tenant_id,
+    )
+    # Crypto-shred first, then drop the ciphertexts: even copies BigQuery keeps
+    # in time travel are undecryptable once the tenant's key is destroyed.
+    shred = deps.crypto.shred_tenant(tenant_id)
+    credentials_shredded = warehouse.execute(
+        f"UPDATE {warehouse.central('tenant_cloud_credentials')} SET status = 'SHREDDED', "
+        "ciphertext = NULL, updated_at = @now WHERE tenant_id = @t AND status != 'SHREDDED'",
+        {"now": now, "t": tenant_id},
+        component="offboard",
+        tenant_id=tenant_id,
+    )
+    reveals_destroyed = warehouse.execute(
+        f"UPDATE {warehouse.central('tenant_key_reveals')} SET ciphertext = NULL "
+        "WHERE tenant_id = @t AND ciphertext IS NOT NULL",
+        {"t": tenant_id},
+        component="offboard",
+        tenant_id=tenant_id,
+    )
+    dataset = {
+        "dataset_id": profile["dataset_id"],
+        "deleted": False,
+        "delete_after": profile.get("dataset_delete_after") or delete_after,
+    }
+    if retain_days == 0 or (profile.get("dataset_delete_after") or delete_after) <= now:
+        dataset["deleted"] = _delete_tenant_dataset(deps, tenant_id, str(profile["dataset_id"]))
+    report = {
+        "tenant_id": tenant_id,
+        "status": "DELETED",
+        "api_keys_revoked": revoked,
+        "pipelines_disabled": pipelines_disabled,
+        "credentials_shredded": credentials_shredded,
+        "pending_key_reveals_destroyed": reveals_destroyed,
+        "key_material": {
+            "key_reference": shred.key_reference,
+            "versions_destroyed": shred.versions_destroyed,
+            "already_shredded": shred.already_shredded,
+        },
+        "dataset": dataset,
+    }
+    audit.record(
+        warehouse,
+        actor=actor,
+        action="tenant.offboarded",
+        now=now,
+        tenant_id=tenant_id,
+        detail=report,
+    )
+    return report
+
+
+def _delete_tenant_dataset(deps: Deps, tenant_id: str, dataset_id: str) -> bool:
+    warehouse = deps.warehouse
+    tenant_dataset.deauthorize_views(warehouse, dataset_id)
+    deleted = tenant_dataset.delete_dataset(warehouse, dataset_id)
+    warehouse.execute(
+        f"UPDATE {warehouse.central('tenant_profiles')} SET dataset_deleted_at = @now "
+        "WHERE tenant_id = @t AND dataset_deleted_at IS NULL",
+        {"now": deps.clock(), "t": tenant_id},
+        component="offboard",
+        tenant_id=tenant_id,
+    )
+    return deleted
+
+
+def purge_expired_datasets(deps: Deps) -> list[str]:
+    """Deletes the datasets of offboarded tenants whose retention has passed."""
+    warehouse = deps.warehouse
+    due = warehouse.query(
+        f"SELECT tenant_id, dataset_id FROM {warehouse.central('tenant_profiles')} "
+        "WHERE status = 'DELETED' AND dataset_deleted_at IS NULL "
+        "AND dataset_delete_after <= @now",
+        {"now": deps.clock()},
+        component="offboard",
+    )
+    for row in due:
+        _delete_tenant_dataset(deps, str(row["tenant_id"]), str(row["dataset_id"]))
+    return [str(r["tenant_id"]) for r in due]
