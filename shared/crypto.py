@@ -240,13 +240,18 @@ def _crc32c(data: bytes) -> int:
     return int(google_crc32c.value(data))
 
 
+def _corrupted(call: str) -> api_errors.DataLoss:
+    return api_errors.DataLoss(f"Cloud KMS {call} response failed its CRC32C check")  # type: ignore[no-untyped-call]
+
+
 class KmsAead(aead.Aead):  # type: ignore[misc]
     """Tink's remote-AEAD interface over one Cloud KMS CryptoKey, through our injected client.
 
     Checks the CRC32C fields KMS returns, as Google recommends: a ciphertext
     corrupted in transit would otherwise be stored and only fail to decrypt,
-    much later. KMS errors (google.api_core exceptions) pass through unchanged
-    so callers can tell "KMS unavailable" from "this ciphertext is bad".
+    much later; a mismatch raises DataLoss, worth a retry. KMS errors
+    (google.api_core exceptions) pass through unchanged so callers can tell
+    "KMS unavailable" from "this ciphertext is bad".
     """
 
     def __init__(self, client: kms_v1.KeyManagementServiceClient, key_name: str) -> None:
@@ -270,7 +275,7 @@ class KmsAead(aead.Aead):  # type: ignore[misc]
             or not response.verified_additional_authenticated_data_crc32c
             or response.ciphertext_crc32c != _crc32c(response.ciphertext)
         ):
-            raise tink.TinkError("Cloud KMS encrypt failed its integrity check")
+            raise _corrupted("encrypt")
         return bytes(response.ciphertext)
 
     def decrypt(self, ciphertext: bytes, associated_data: bytes) -> bytes:
@@ -286,7 +291,7 @@ class KmsAead(aead.Aead):  # type: ignore[misc]
             timeout=_KMS_TIMEOUT,
         )
         if response.plaintext_crc32c != _crc32c(response.plaintext):
-            raise tink.TinkError("Cloud KMS decrypt failed its integrity check")
+            raise _corrupted("decrypt")
         return bytes(response.plaintext)
 
 
