@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import flask
 import functions_framework
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import tenants
+from shared import stripe_events, tenants
 from shared.bootstrap import bootstrap_central
 from shared.errors import conflict, unprocessable
 from shared.http import ApiRequest, Reply, Routes, require_admin, serve
@@ -17,6 +18,7 @@ from shared.plans import PlanName
 from shared.schemas import SchemaError
 
 routes = Routes()
+_SESSION_ID_RE = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
 
 
 class _Body(BaseModel):
@@ -155,6 +157,23 @@ def offboard(request: ApiRequest) -> Reply:
             "confirmation_mismatch", "confirm must repeat the tenant id", field="confirm"
         )
     return Reply(tenants.offboard(request.deps, tenant_id, body.retain_days, actor="admin"))
+
+
+@routes.route("/key-reveals/<session_id>", methods=["POST"])
+def reveal_key(request: ApiRequest) -> Reply:
+    """The key of a tenant provisioned by Stripe checkout: shown once, then destroyed."""
+    require_admin(request)
+    session_id = request.args["session_id"]
+    if not _SESSION_ID_RE.match(session_id):
+        raise unprocessable("invalid_session_id", "not a checkout session id", field="session_id")
+    return Reply(stripe_events.reveal_key(request.deps, session_id))
+
+
+@routes.route("/enforce-grace", methods=["POST"])
+def enforce_grace(request: ApiRequest) -> Reply:
+    """Suspends tenants past due beyond the grace period (idempotent; safe on a schedule)."""
+    require_admin(request)
+    return Reply({"suspended": stripe_events.enforce_payment_grace(request.deps)})
 
 
 @routes.route("/purge", methods=["POST"])

@@ -1,17 +1,27 @@
-"""The stripe_webhook function (lands with a later issue; until then it answers 501)."""
+"""The Stripe webhook function: verified, deduplicated billing events applied to tenants."""
 
 from __future__ import annotations
 
 import flask
 import functions_framework
 
-from functions._pending import pending_routes
-from shared.http import serve
+from shared import stripe_events
+from shared.http import ApiRequest, Reply, Routes, serve
 
-routes = pending_routes("The Stripe webhook")
+routes = Routes()
+
+
+@routes.route("/", methods=["POST"])
+def receive(request: ApiRequest) -> Reply:
+    # The signature covers the exact raw bytes: verify before parsing anything.
+    event = stripe_events.verify(
+        request.body_bytes(), request.header("Stripe-Signature"), request.deps
+    )
+    status, body = stripe_events.handle(request.deps, event)
+    return Reply({"event_id": event["id"], **body}, status=status)
 
 
 @functions_framework.http
 def stripe_webhook(request: flask.Request) -> flask.Response:
-    """The Stripe webhook."""
+    """Stripe events: checkout, subscription and invoice lifecycle."""
     return serve(request, routes, "stripe_webhook")

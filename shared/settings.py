@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     secrets_backend: Literal["env", "secret_manager"] = Field(
         default="env", validation_alias="SECRETS_BACKEND"
     )
+    # Days a tenant stays PAST_DUE after a failed payment before it is suspended.
+    payment_grace_days: int = Field(default=7, ge=0, le=60, validation_alias="PAYMENT_GRACE_DAYS")
+    # Seconds a Stripe signature stays valid (replay window).
+    stripe_signature_tolerance_seconds: int = Field(
+        default=300, gt=0, le=3600, validation_alias="STRIPE_SIGNATURE_TOLERANCE"
+    )
     # Seconds a query job may run before the client gives up on it.
     bq_job_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="BQ_JOB_TIMEOUT")
 
