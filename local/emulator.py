@@ -21,6 +21,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def ensure_spatial_extension() -> None:
     """bqemulator loads DuckDB's spatial extension; install it offline from its PyPI wheel."""
     home = Path(os.environ.get("HOME", str(Path.home())))
@@ -71,6 +76,13 @@ class Emulator:
         return f"http://127.0.0.1:{self.rest_port}"
 
     def start(self, timeout: float = 90.0) -> None:
+        # A server already on our port would answer /readyz in our place.
+        for port in (self.rest_port, self.grpc_port):
+            if port_in_use(port):
+                raise RuntimeError(
+                    f"port {port} is already in use (another emulator or stack?); "
+                    "stop it or set BQ_EMULATOR_PORT / BQ_EMULATOR_GRPC_PORT"
+                )
         ensure_spatial_extension()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child

@@ -86,7 +86,11 @@ def main() -> int:
 
     platform_secrets = ensure_local_secrets(data_dir)
     say(f"starting bqemulator on {emulator.url} (data in {emulator.data_dir})")
-    emulator.start()
+    try:
+        emulator.start()
+    except RuntimeError as exc:
+        say(f"cannot start: {exc}")
+        return 1
     server = None
     try:
         os.environ.update(
@@ -99,7 +103,11 @@ def main() -> int:
         )
         from local.gateway import build_gateway  # after env is set: settings read it
 
-        server = make_server("127.0.0.1", port, build_gateway(), threaded=True)
+        try:
+            server = make_server("127.0.0.1", port, build_gateway(), threaded=True)
+        except OSError as exc:
+            say(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); set PORT to another port")
+            return 1
         threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
         gateway_url = f"http://127.0.0.1:{server.server_port}"
 

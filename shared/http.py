@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import hmac
 import json
 import logging
@@ -169,9 +171,19 @@ def _cors_headers(request: flask.Request, settings_origins: tuple[str, ...]) -> 
     }
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)  # money stays exact: never through float
+    if isinstance(value, bytes):
+        raise TypeError("bytes never reach a response")
+    return str(value)
+
+
 def _json_response(body: Any, status: int, headers: dict[str, str]) -> flask.Response:
     response = flask.Response(
-        json.dumps(body, default=str), status=status, mimetype="application/json"
+        json.dumps(body, default=_json_default), status=status, mimetype="application/json"
     )
     for key, value in headers.items():
         response.headers[key] = value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -137,3 +138,16 @@ def test_a_second_stack_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
             raise AssertionError("a second stack started on the same data dir")
     finally:
         assert stack.stop() == 0
+
+
+def test_a_busy_emulator_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        try:
+            start_stack(tmp_path / "data", env={"BQ_EMULATOR_PORT": str(port)}, timeout=30)
+        except RuntimeError as err:
+            assert f"port {port} is already in use" in str(err)
+        else:
+            raise AssertionError("the stack started on a busy emulator port")

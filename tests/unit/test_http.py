@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +38,17 @@ def create_widget(request: ApiRequest) -> Reply:
 @routes.route("/widgets/<widget_id>", methods=["GET"])
 def get_widget(request: ApiRequest) -> Reply:
     return Reply({"id": request.args["widget_id"]})
+
+
+@routes.route("/typed", methods=["GET"])
+def typed(request: ApiRequest) -> Reply:
+    return Reply(
+        {
+            "at": dt.datetime(2026, 11, 22, 4, 30, tzinfo=dt.UTC),
+            "day": dt.date(2026, 11, 22),
+            "cost": decimal.Decimal("0.000000001"),
+        }
+    )
 
 
 @routes.route("/boom", methods=["GET"])
@@ -209,3 +222,11 @@ def test_a_safe_request_id_is_echoed_and_an_unsafe_one_replaced(
 
     assert kept.headers["X-Request-Id"] == "abc-123"
     assert replaced.headers["X-Request-Id"] != "<script>"
+
+
+def test_dates_are_iso_8601_and_money_stays_exact(client: flask.testing.FlaskClient) -> None:
+    assert client.get("/typed").get_json() == {
+        "at": "2026-11-22T04:30:00+00:00",
+        "day": "2026-11-22",
+        "cost": "0.000000001",
+    }
