@@ -175,7 +175,7 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return str(value)  # money stays exact: never through float
+        return format(value, "f")  # money stays exact and fixed-point: never via float
     if isinstance(value, bytes):
         raise TypeError("bytes never reach a response")
     return str(value)
