@@ -112,41 +112,28 @@ class OnboardResult:
         return {**body, **self.extra}
 
 
-def _one(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _tenant_row(warehouse: Warehouse, table: str, tenant_id: str) -> dict[str, Any] | None:
+    # ORDER BY created_at: should a retry race ever insert a twin row, the
+    # first one stays the row everybody reads.
+    rows = warehouse.query(
+        f"SELECT * FROM {warehouse.central(table)} "
+        "WHERE tenant_id = @t ORDER BY created_at LIMIT 1",
+        {"t": tenant_id},
+        component="tenants",
+    )
     return rows[0] if rows else None
 
 
 def get_profile(warehouse: Warehouse, tenant_id: str) -> dict[str, Any] | None:
-    return _one(
-        warehouse.query(
-            f"SELECT * FROM {warehouse.central('tenant_profiles')} "
-            "WHERE tenant_id = @t ORDER BY created_at LIMIT 1",
-            {"t": tenant_id},
-            component="tenants",
-        )
-    )
+    return _tenant_row(warehouse, "tenant_profiles", tenant_id)
 
 
 def get_subscription(warehouse: Warehouse, tenant_id: str) -> dict[str, Any] | None:
-    return _one(
-        warehouse.query(
-            f"SELECT * FROM {warehouse.central('tenant_subscriptions')} "
-            "WHERE tenant_id = @t ORDER BY created_at LIMIT 1",
-            {"t": tenant_id},
-            component="tenants",
-        )
-    )
+    return _tenant_row(warehouse, "tenant_subscriptions", tenant_id)
 
 
 def get_usage(warehouse: Warehouse, tenant_id: str) -> dict[str, Any] | None:
-    return _one(
-        warehouse.query(
-            f"SELECT * FROM {warehouse.central('tenant_usage_quotas')} "
-            "WHERE tenant_id = @t ORDER BY created_at LIMIT 1",
-            {"t": tenant_id},
-            component="tenants",
-        )
-    )
+    return _tenant_row(warehouse, "tenant_usage_quotas", tenant_id)
 
 
 def require_profile(warehouse: Warehouse, tenant_id: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,9 +11,10 @@ from typing import Any
 import functions_framework
 import pytest
 from flask.testing import FlaskClient
+from google.api_core import exceptions as gexc
 
 from shared.bootstrap import bootstrap_central
-from shared.deps import Deps
+from shared.deps import Deps, use_deps
 from shared.settings import REPO_ROOT
 from tests.conftest import ADMIN_KEY
 
@@ -61,6 +63,24 @@ class Platform:
         response = self.onboard(onboarding_payload(tenant_id or new_tenant_id(), **changes))
         assert response.status_code == 201, response.get_json()
         return dict(response.get_json())
+
+    def travel_to(self, when: dt.datetime) -> None:
+        """From now on the functions see `when` as the current time."""
+        use_deps(
+            Deps(
+                settings=self.deps.settings,
+                secrets=self.deps.secrets,
+                clock=lambda: when,
+                _crypto=self.deps.crypto,
+            )
+        )
+
+    def dataset_exists(self, dataset_id: str) -> bool:
+        try:
+            self.deps.warehouse.client.get_dataset(f"{self.deps.settings.gcp_project}.{dataset_id}")
+        except gexc.NotFound:
+            return False
+        return True
 
     def tenant_call(self, name: str, method: str, path: str, key: str, **kwargs: Any) -> Any:
         headers = {"X-API-Key": key, **kwargs.pop("headers", {})}

@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from google.api_core import exceptions as gexc
 
 from shared.crypto import DecryptionError, credential_aad
-from shared.deps import Deps, use_deps
 from tests.integration.conftest import Platform
 
 
@@ -97,14 +95,6 @@ def test_suspend_and_reactivate_are_idempotent(platform: Platform) -> None:
     assert back.get_json()["status"] == "ACTIVE"
 
 
-def _dataset_exists(deps: Deps, dataset_id: str) -> bool:
-    try:
-        deps.warehouse.client.get_dataset(f"{deps.settings.gcp_project}.{dataset_id}")
-    except gexc.NotFound:
-        return False
-    return True
-
-
 def test_offboarding_revokes_keys_shreds_credentials_and_deletes_the_dataset(
     platform: Platform,
 ) -> None:
@@ -123,7 +113,7 @@ def test_offboarding_revokes_keys_shreds_credentials_and_deletes_the_dataset(
     assert report["api_keys_revoked"] == [tenant["api_key_id"]]
     assert report["key_material"]["already_shredded"] is False
     assert report["dataset"]["deleted"] is True
-    assert not _dataset_exists(platform.deps, tenant["dataset_id"])
+    assert not platform.dataset_exists(tenant["dataset_id"])
     with pytest.raises(DecryptionError):
         crypto.decrypt(tenant_id, ciphertext, aad)
     assert platform.tenant_call("quota", "GET", "/", tenant["api_key"]).status_code in (401, 403)
@@ -153,20 +143,12 @@ def test_a_retained_dataset_is_purged_only_after_its_retention(platform: Platfor
     )
 
     early = platform.admin("POST", "/purge").get_json()
-    later_clock = platform.deps.clock() + dt.timedelta(days=8)
-    use_deps(
-        Deps(
-            settings=platform.deps.settings,
-            secrets=platform.deps.secrets,
-            clock=lambda: later_clock,
-            _crypto=platform.deps.crypto,
-        )
-    )
+    platform.travel_to(platform.deps.clock() + dt.timedelta(days=8))
     late = platform.admin("POST", "/purge").get_json()
 
     assert tenant_id not in early["datasets_deleted_for"]
     assert tenant_id in late["datasets_deleted_for"]
-    assert not _dataset_exists(platform.deps, tenant["dataset_id"])
+    assert not platform.dataset_exists(tenant["dataset_id"])
 
 
 def test_offboarding_needs_the_tenant_id_repeated(platform: Platform) -> None:

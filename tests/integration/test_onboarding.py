@@ -22,14 +22,6 @@ def central_rows(deps: Deps, table: str, tenant_id: str) -> list[dict[str, Any]]
     return wh.query(f"SELECT * FROM {wh.central(table)} WHERE tenant_id = @t", {"t": tenant_id})
 
 
-def dataset_exists(deps: Deps, dataset_id: str) -> bool:
-    try:
-        deps.warehouse.client.get_dataset(f"{deps.settings.gcp_project}.{dataset_id}")
-    except gexc.NotFound:
-        return False
-    return True
-
-
 def test_onboarding_creates_profile_plan_usage_dataset_and_a_key(platform: Platform) -> None:
     tenant_id = new_tenant_id()
 
@@ -165,7 +157,7 @@ def test_invalid_input_is_a_4xx_naming_the_field_and_writes_nothing(
     if isinstance(tenant_id, str):
         assert central_rows(platform.deps, "tenant_profiles", tenant_id) == []
         if tenant_id.replace("_", "").isalnum() and tenant_id.islower():
-            assert not dataset_exists(platform.deps, tenant_id)
+            assert not platform.dataset_exists(tenant_id)
 
 
 def test_the_central_dataset_name_is_reserved(platform: Platform) -> None:

@@ -341,15 +341,8 @@ def test_payment_failure_starts_a_grace_period_then_suspends_and_payment_reactiv
 
     deliver(platform, make_event("invoice.payment_failed", invoice(session)))
     past_due = tenant_status(platform, tenant_id)["status"]
-    later = platform.deps.clock() + dt.timedelta(days=platform.deps.settings.payment_grace_days + 1)
-    use_deps(
-        Deps(
-            settings=platform.deps.settings,
-            secrets=platform.deps.secrets,
-            clock=lambda: later,
-            _crypto=platform.deps.crypto,
-        )
-    )
+    grace = dt.timedelta(days=platform.deps.settings.payment_grace_days + 1)
+    platform.travel_to(platform.deps.clock() + grace)
     swept = platform.admin("POST", "/enforce-grace").get_json()
     suspended = tenant_status(platform, tenant_id)["status"]
     deliver(platform, make_event("invoice.payment_succeeded", invoice(session)))
