@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,6 +195,7 @@ def _json_response(body: Any, status: int, headers: dict[str, str]) -> flask.Res
 
 def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.Response:
     """Runs one request through a function's routes; the only place errors become JSON."""
+    started = time.perf_counter()
     current = deps()
     configure_logging(current.settings.log_level, current.settings.gcp_project)
     incoming_id = request.headers.get("X-Request-Id", "")
@@ -202,27 +204,38 @@ def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.R
     id_token = request_id_var.set(request_id)
     trace_token = trace_var.set(trace)
     cors = _cors_headers(request, current.settings.frontend_origins)
+    status, error_code = 503, None
     try:
         if request.method == "OPTIONS":
-            return _json_response({}, 204, cors) if cors else _json_response({}, 204, {})
+            preflight = flask.Response(status=204)
+            preflight.headers.update(cors)
+            return preflight
         handler, args = routes.match(request.path, request.method)
         reply = handler(ApiRequest(raw=request, args=args, deps=current))
         status, body, headers = reply.status, reply.body, reply.headers
     except ApiError as err:
-        status, body, headers = err.status, err.body(), err.headers
-        log.info(
-            "request refused",
-            extra={"function": function_name, "status": status, "error": err.code},
-        )
+        status, body, headers, error_code = err.status, err.body(), err.headers, err.code
     except Exception:
         # Internal detail goes to the log (redacted); the client gets a request id.
         log.exception("unhandled error", extra={"function": function_name})
-        status, headers = 503, {"Retry-After": "5"}
+        status, headers, error_code = 503, {"Retry-After": "5"}, "unavailable"
         body = {
             "error": "unavailable",
             "detail": "the request could not be completed; retry later",
         }
     finally:
+        if request.method != "OPTIONS":
+            log.info(
+                "request",
+                extra={
+                    "function": function_name,
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "error": error_code,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
         request_id_var.reset(id_token)
         trace_var.reset(trace_token)
     body = dict(body, request_id=request_id) if isinstance(body, dict) and status >= 400 else body
