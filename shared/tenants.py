@@ -309,6 +309,11 @@ def onboard(
     catalog = deps.catalog
     profile = get_profile(warehouse, tenant_id)
     if profile is not None:
+        if profile["status"] == "DELETED":
+            raise conflict(
+                f"tenant_id '{tenant_id}' belonged to an offboarded tenant and can't be reused",
+                field="tenant_id",
+            )
         _check_replay(profile, request, idempotency_key)
         if profile["onboarding_state"] == "COMPLETE":
             return _replay(deps, profile)

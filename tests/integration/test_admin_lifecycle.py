@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from shared.crypto import DecryptionError, credential_aad
-from tests.integration.conftest import Platform
+from tests.integration.conftest import Platform, onboarding_payload
 
 
 def test_status_shows_profile_plan_limits_usage_and_key_metadata_only(
@@ -161,3 +161,16 @@ def test_offboarding_needs_the_tenant_id_repeated(platform: Platform) -> None:
     assert response.status_code == 422
     assert response.get_json()["field"] == "confirm"
     assert platform.tenant_call("quota", "GET", "/", tenant["api_key"]).status_code == 200
+
+
+def test_an_offboarded_tenant_id_cannot_be_onboarded_again(platform: Platform) -> None:
+    tenant = platform.onboarded()
+    tenant_id = tenant["tenant_id"]
+    platform.admin(
+        "POST", f"/tenants/{tenant_id}/offboard", json={"retain_days": 0, "confirm": tenant_id}
+    )
+
+    response = platform.onboard(onboarding_payload(tenant_id))
+
+    assert response.status_code == 409
+    assert "offboarded" in response.get_json()["detail"]
