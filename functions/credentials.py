@@ -1,17 +1,106 @@
-"""The credentials function (lands with a later issue; until then it answers 501)."""
+"""The credentials function: a tenant's encrypted cloud credentials and its provider configs."""
 
 from __future__ import annotations
 
 import flask
 import functions_framework
 
-from functions._pending import pending_routes
-from shared.http import serve
+from shared import credentials as vault
+from shared import provider_configs
+from shared.credential_validation import (
+    CreateCredentialRequest,
+    CredentialValidator,
+    RotateCredentialRequest,
+    validator_for,
+)
+from shared.http import ApiRequest, Reply, Routes, require_tenant, serve
+from shared.provider_configs import CreateProviderConfigRequest, ProviderConfigFields
 
-routes = pending_routes("The credentials vault")
+routes = Routes()
+
+
+def _validator(request: ApiRequest) -> CredentialValidator:
+    live_enabled = request.deps.settings.credential_live_validation
+    return validator_for(request.raw.args.get("validate"), live_enabled)
+
+
+@routes.route("/", methods=["POST"])
+def create_credential(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    body = request.model(CreateCredentialRequest)
+    created = vault.create_credential(request.deps, tenant_id, body, _validator(request))
+    return Reply(created, status=201)
+
+
+@routes.route("/", methods=["GET"])
+def list_credentials(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply({"credentials": vault.list_credentials(request.deps, tenant_id)})
+
+
+@routes.route("/<credential_id>", methods=["GET"])
+def get_credential(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply(vault.get_credential(request.deps, tenant_id, request.args["credential_id"]))
+
+
+@routes.route("/<credential_id>", methods=["DELETE"])
+def delete_credential(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply(vault.delete_credential(request.deps, tenant_id, request.args["credential_id"]))
+
+
+@routes.route("/<credential_id>/rotate", methods=["POST"])
+def rotate_credential(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    body = request.model(RotateCredentialRequest)
+    rotated = vault.rotate_credential(
+        request.deps,
+        tenant_id,
+        request.args["credential_id"],
+        body.credentials,
+        _validator(request),
+    )
+    return Reply(rotated)
+
+
+@routes.route("/provider-configs", methods=["POST"])
+def create_provider_config(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    body = request.model(CreateProviderConfigRequest)
+    return Reply(provider_configs.create_config(request.deps, tenant_id, body), status=201)
+
+
+@routes.route("/provider-configs", methods=["GET"])
+def list_provider_configs(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply({"provider_configs": provider_configs.list_configs(request.deps, tenant_id)})
+
+
+@routes.route("/provider-configs/<config_id>", methods=["GET"])
+def get_provider_config(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply(provider_configs.get_config(request.deps, tenant_id, request.args["config_id"]))
+
+
+@routes.route("/provider-configs/<config_id>", methods=["PUT"])
+def replace_provider_config(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    body = request.model(ProviderConfigFields)
+    replaced = provider_configs.replace_config(
+        request.deps, tenant_id, request.args["config_id"], body
+    )
+    return Reply(replaced)
+
+
+@routes.route("/provider-configs/<config_id>", methods=["DELETE"])
+def delete_provider_config(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    deleted = provider_configs.delete_config(request.deps, tenant_id, request.args["config_id"])
+    return Reply(deleted)
 
 
 @functions_framework.http
 def credentials(request: flask.Request) -> flask.Response:
-    """The credentials vault."""
+    """Cloud credentials (encrypted, metadata-only responses) and provider configs."""
     return serve(request, routes, "credentials")

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     stripe_signature_tolerance_seconds: int = Field(
         default=300, gt=0, le=3600, validation_alias="STRIPE_SIGNATURE_TOLERANCE"
     )
+    # Lets a tenant ask for ?validate=live on credentials (a call to the provider).
+    credential_live_validation: bool = Field(
+        default=False, validation_alias="CREDENTIAL_LIVE_VALIDATION"
+    )
     # Seconds a query job may run before the client gives up on it.
     bq_job_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="BQ_JOB_TIMEOUT")
 

@@ -256,7 +256,12 @@ def test_a_subscription_event_before_its_checkout_is_applied_on_redelivery(
 ) -> None:
     tenant_id = new_tenant_id()
     session = checkout(tenant_id)
-    early = make_event("customer.subscription.updated", subscription(session, "active", SCALE))
+    # An upgrade made just after checkout, delivered before the checkout event.
+    early = make_event(
+        "customer.subscription.updated",
+        subscription(session, "active", SCALE),
+        created=int(time.time()) + 5,
+    )
 
     first = deliver(platform, early)
     deliver(platform, make_event("checkout.session.completed", session))

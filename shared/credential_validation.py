@@ -1,0 +1,324 @@
+"""Pure checks of tenant cloud credentials: providers, secret formats, metadata, fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError
+
+from shared.errors import ApiError, unavailable, unprocessable
+from shared.logs import redact
+
+Provider = Literal["GCP", "AWS", "OPENAI", "ANTHROPIC"]
+
+# provider -> the credential types it accepts; the first is the usual one.
+CREDENTIAL_TYPES: dict[str, tuple[str, ...]] = {
+    "GCP": ("SERVICE_ACCOUNT", "WORKLOAD_IDENTITY"),
+    "AWS": ("ACCESS_KEY",),
+    "OPENAI": ("API_KEY",),
+    "ANTHROPIC": ("API_KEY",),
+}
+# Types that carry no secret: the platform's own identity is granted access instead.
+SECRETLESS_TYPES = frozenset({"WORKLOAD_IDENTITY"})
+
+PROJECT_ID_RE = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+# google-auth posts a signed assertion to token_uri: anything but Google's
+# endpoint would make the pipeline runner send requests wherever a tenant says.
+_GOOGLE_TOKEN_URIS = frozenset(
+    {"https://oauth2.googleapis.com/token", "https://accounts.google.com/o/oauth2/token"}
+)
+_METADATA_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+# Metadata is stored and shown in clear: keys that announce a secret are refused.
+_SECRET_WORDS = ("secret", "password", "passwd", "private_key", "api_key", "apikey", "token")
+_MAX_METADATA_KEYS = 32
+_MAX_METADATA_VALUE = 1024
+_FINGERPRINT_HEX = 12
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def _private_key_loads(value: str) -> str:
+    try:
+        key = serialization.load_pem_private_key(value.encode(), password=None)
+    except Exception:
+        # cryptography's message can quote the PEM; say only what is wrong.
+        raise ValueError("must be an unencrypted PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("must be an RSA private key (Google service-account keys are RSA)")
+    return value
+
+
+def _google_token_uri(value: str) -> str:
+    if value not in _GOOGLE_TOKEN_URIS:
+        raise ValueError("must be Google's OAuth token endpoint")
+    return value
+
+
+class GcpServiceAccountKey(_Strict):
+    """A Google service-account key file, as downloaded; fields we don't know are refused."""
+
+    type: Literal["service_account"]
+    project_id: str = Field(pattern=PROJECT_ID_RE)
+    private_key_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,100}$")
+    private_key: Annotated[str, Field(max_length=16_384), AfterValidator(_private_key_loads)]
+    client_email: EmailStr
+    client_id: str | None = Field(default=None, pattern=r"^[0-9]{1,30}$")
+    auth_uri: str | None = Field(default=None, pattern=r"^https://[^\s]{1,500}$")
+    token_uri: Annotated[str, AfterValidator(_google_token_uri)] | None = None
+    auth_provider_x509_cert_url: str | None = Field(default=None, pattern=r"^https://[^\s]{1,500}$")
+    client_x509_cert_url: str | None = Field(default=None, pattern=r"^https://[^\s]{1,500}$")
+    universe_domain: str | None = Field(default=None, pattern=r"^[a-z0-9.-]{1,253}$")
+
+
+def _openai_key(value: str) -> str:
+    if value.startswith("sk-ant-"):
+        raise ValueError("is an Anthropic key; use provider ANTHROPIC")
+    if not re.fullmatch(r"sk-[A-Za-z0-9_-]{20,300}", value):
+        raise ValueError("must start with 'sk-' followed by 20-300 letters, digits, '-' or '_'")
+    return value
+
+
+class OpenAiApiKey(_Strict):
+    api_key: Annotated[str, AfterValidator(_openai_key)]
+    organization_id: str | None = Field(default=None, pattern=r"^org-[A-Za-z0-9]{1,64}$")
+
+
+class AnthropicApiKey(_Strict):
+    api_key: str = Field(pattern=r"^sk-ant-[A-Za-z0-9_-]{20,300}$")
+
+
+class AwsAccessKey(_Strict):
+    access_key_id: str = Field(pattern=r"^AKIA[A-Z0-9]{16}$")
+    secret_access_key: str = Field(pattern=r"^[A-Za-z0-9/+=]{40}$")
+
+
+SECRET_MODELS: dict[tuple[str, str], type[_Strict]] = {
+    ("GCP", "SERVICE_ACCOUNT"): GcpServiceAccountKey,
+    ("AWS", "ACCESS_KEY"): AwsAccessKey,
+    ("OPENAI", "API_KEY"): OpenAiApiKey,
+    ("ANTHROPIC", "API_KEY"): AnthropicApiKey,
+}
+
+
+def _metadata(value: dict[str, str | int | float | bool | None]) -> dict[str, Any]:
+    if len(value) > _MAX_METADATA_KEYS:
+        raise ValueError(f"at most {_MAX_METADATA_KEYS} keys")
+    for key, item in value.items():
+        if not _METADATA_KEY_RE.match(key):
+            raise ValueError("keys must match ^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            raise ValueError(f"key '{key}' names a secret; secrets belong in credentials")
+        if isinstance(item, str):
+            if len(item) > _MAX_METADATA_VALUE:
+                raise ValueError(f"value of '{key}' is longer than {_MAX_METADATA_VALUE}")
+            if redact(item) != item:
+                raise ValueError(f"value of '{key}' looks like a secret; use credentials")
+    return dict(value)
+
+
+Metadata = Annotated[dict[str, str | int | float | bool | None], AfterValidator(_metadata)]
+
+
+class CreateCredentialRequest(_Strict):
+    """POST /credentials. `credentials` is the secret object; see docs/decisions.md."""
+
+    provider: Provider
+    credential_type: str = Field(min_length=1, max_length=40)
+    credential_name: str = Field(pattern=r"^[\w][\w .,:()@/+-]{0,99}$")
+    credentials: dict[str, Any] | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class RotateCredentialRequest(_Strict):
+    """POST /credentials/<id>/rotate: only the new secret; provider and type stay."""
+
+    credentials: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ValidatedSecret:
+    """A secret that passed its format checks; `payload` is None for secretless types."""
+
+    provider: str
+    credential_type: str
+    payload: dict[str, Any] | None
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: the same secret always encrypts from the same bytes."""
+        return json.dumps(self.payload, sort_keys=True, separators=(",", ":")).encode()
+
+    @property
+    def fingerprint(self) -> str | None:
+        # A 48-bit hash prefix identifies a key to its owner, never recovers it.
+        if self.payload is None:
+            return None
+        digest = hashlib.sha256(self.to_bytes()).hexdigest()
+        return f"sha256:{digest[:_FINGERPRINT_HEX]}"
+
+    def __repr__(self) -> str:  # never let a secret reach a log through repr()
+        return f"ValidatedSecret({self.provider}, {self.credential_type}, <redacted>)"
+
+
+def _field_errors(exc: ValidationError, prefix: str) -> ApiError:
+    # Locations and messages only: pydantic's `input` would echo the secret.
+    fields = [
+        {"field": ".".join([prefix, *(str(p) for p in err["loc"])]), "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    first = fields[0]
+    return unprocessable(
+        "validation_failed",
+        f"{first['field']}: {first['message']}",
+        field=first["field"],
+        fields=fields,
+    )
+
+
+def check_credential_type(provider: str, credential_type: str) -> None:
+    allowed = CREDENTIAL_TYPES[provider]
+    if credential_type not in allowed:
+        raise unprocessable(
+            "validation_failed",
+            f"credential_type: for provider {provider} must be one of {', '.join(allowed)}",
+            field="credential_type",
+        )
+
+
+def validate_secret(provider: str, credential_type: str, credentials: Any) -> ValidatedSecret:
+    """The secret checked against its provider's format; a 422 naming the bad field otherwise."""
+    check_credential_type(provider, credential_type)
+    if credential_type in SECRETLESS_TYPES:
+        if credentials:
+            raise unprocessable(
+                "validation_failed",
+                f"credentials: {credential_type} carries no secret; omit credentials",
+                field="credentials",
+            )
+        return ValidatedSecret(provider, credential_type, None)
+    if not isinstance(credentials, dict):
+        raise unprocessable(
+            "validation_failed",
+            f"credentials: an object is required for {provider} {credential_type}",
+            field="credentials",
+        )
+    model = SECRET_MODELS[(provider, credential_type)]
+    try:
+        parsed = model.model_validate(credentials)
+    except ValidationError as exc:
+        raise _field_errors(exc, "credentials") from None
+    return ValidatedSecret(provider, credential_type, parsed.model_dump(exclude_none=True))
+
+
+# ----------------------------------------------------------------- validators
+
+
+class CredentialValidator(Protocol):
+    """Decides a validation_status for a format-valid secret, or refuses it with an ApiError."""
+
+    def check(self, secret: ValidatedSecret) -> str: ...
+
+
+class FormatValidator:
+    """The default: format checks only, no network."""
+
+    def check(self, secret: ValidatedSecret) -> str:
+        return "NOT_APPLICABLE" if secret.payload is None else "FORMAT_VALID"
+
+
+# A probe asks the provider whether the secret works: True yes, False rejected,
+# None "no live check for this provider". Transport errors raise.
+Probe = Callable[[ValidatedSecret], bool | None]
+
+
+class LiveValidator:
+    """Format checks, then one authenticated call to the provider (opt-in, see settings)."""
+
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+
+    def check(self, secret: ValidatedSecret) -> str:
+        if secret.payload is None:
+            return "NOT_APPLICABLE"
+        try:
+            accepted = self.probe(secret)
+        except Exception:
+            # The provider or the network failed, not the tenant: retryable.
+            raise unavailable(
+                "the provider could not be reached to validate the credential"
+            ) from None
+        if accepted is None:
+            return "FORMAT_VALID"
+        if not accepted:
+            raise unprocessable(
+                "credentials_rejected",
+                "credentials: the provider rejected these credentials",
+                field="credentials",
+            )
+        return "LIVE_VALID"
+
+
+_HTTP_PROBES: dict[str, tuple[str, Callable[[str], dict[str, str]]]] = {
+    "OPENAI": ("https://api.openai.com/v1/models", lambda key: {"Authorization": f"Bearer {key}"}),
+    "ANTHROPIC": (
+        "https://api.anthropic.com/v1/models",
+        lambda key: {"x-api-key": key, "anthropic-version": "2023-06-01"},
+    ),
+}
+
+
+def http_probe(secret: ValidatedSecret) -> bool | None:
+    """Production probe: list models with the API key, or mint a token with the SA key."""
+    import urllib.error
+    import urllib.request
+
+    assert secret.payload is not None
+    if secret.provider == "GCP":
+        from google.auth.exceptions import RefreshError
+        from google.auth.transport.requests import Request
+        from google.oauth2 import service_account
+
+        creds = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+            secret.payload, scopes=["https://www.googleapis.com/auth/cloud-platform"]
+        )
+        try:
+            creds.refresh(Request())  # type: ignore[no-untyped-call]
+        except RefreshError:
+            return False
+        return True
+    if secret.provider not in _HTTP_PROBES:
+        return None  # AWS needs SigV4 signing: format checks only for now
+    url, headers = _HTTP_PROBES[secret.provider]
+    request = urllib.request.Request(url, headers=headers(secret.payload["api_key"]))  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310  (fixed https URLs)
+            return True
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return False
+        raise
+
+
+def validator_for(mode: str | None, live_enabled: bool) -> CredentialValidator:
+    """`?validate=` of a request: absent or "format" (default) or "live" (if enabled)."""
+    if mode in (None, "", "format"):
+        return FormatValidator()
+    if mode == "live":
+        if not live_enabled:
+            raise unprocessable(
+                "live_validation_disabled",
+                "validate: live validation is disabled on this deployment",
+                field="validate",
+            )
+        return LiveValidator(http_probe)
+    raise unprocessable(
+        "validation_failed", "validate: must be 'format' or 'live'", field="validate"
+    )
