@@ -146,3 +146,42 @@ def test_no_response_leaks_a_stack_trace(stack: RunningStack) -> None:
         )
         assert 400 <= status < 500 or status == 501, (name, status, body)
         assert "Traceback" not in json.dumps(body)
+
+
+def test_credentials_are_stored_per_tenant_and_invisible_to_others(stack: RunningStack) -> None:
+    keys = {}
+    for _ in range(2):
+        tenant_id = "e2e_" + uuid.uuid4().hex[:8]
+        status, _, body = call_json(
+            "POST",
+            f"{stack.url}/onboard/",
+            {"tenant_id": tenant_id, "company_name": "Cred Co", "admin_email": "c@e2e.example"},
+            admin_headers(stack),
+        )
+        assert status == 201
+        keys[tenant_id] = body["api_key"]
+    key_a, key_b = keys.values()
+    secret = "sk-ant-" + uuid.uuid4().hex * 2
+
+    status, _, created = call_json(
+        "POST",
+        f"{stack.url}/credentials/",
+        {
+            "provider": "ANTHROPIC",
+            "credential_type": "API_KEY",
+            "credential_name": "llm spend",
+            "credentials": {"api_key": secret},
+            "metadata": {},
+        },
+        {"X-API-Key": key_a},
+    )
+    assert status == 201, created
+    assert secret not in json.dumps(created)
+    credential_url = f"{stack.url}/credentials/{created['credential_id']}"
+
+    assert call("GET", credential_url, headers={"X-API-Key": key_a})[0] == 200
+    assert call("GET", credential_url, headers={"X-API-Key": key_b})[0] == 404
+    assert call("DELETE", credential_url, headers={"X-API-Key": key_b})[0] == 404
+    status, _, listed = call("GET", f"{stack.url}/credentials/", headers={"X-API-Key": key_b})
+    assert (status, listed["credentials"]) == (200, [])
+    assert secret not in stack.output()

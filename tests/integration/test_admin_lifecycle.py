@@ -6,7 +6,9 @@ import datetime as dt
 
 import pytest
 
+from shared.credentials import CredentialUnavailable, decrypt_credential
 from shared.crypto import DecryptionError, credential_aad
+from tests.credential_samples import create_body
 from tests.integration.conftest import Platform, onboarding_payload
 
 
@@ -174,3 +176,28 @@ def test_an_offboarded_tenant_id_cannot_be_onboarded_again(platform: Platform) -
 
     assert response.status_code == 409
     assert "offboarded" in response.get_json()["detail"]
+
+
+def test_offboarding_crypto_shreds_stored_credentials(platform: Platform) -> None:
+    tenant = platform.onboarded()
+    tenant_id = tenant["tenant_id"]
+    created = platform.tenant_call(
+        "credentials", "POST", "/", tenant["api_key"], json=create_body("OPENAI")
+    )
+    credential_id = created.get_json()["credential_id"]
+    assert decrypt_credential(platform.deps, tenant_id, credential_id)["api_key"]
+
+    report = platform.admin(
+        "POST", f"/tenants/{tenant_id}/offboard", json={"retain_days": 0, "confirm": tenant_id}
+    ).get_json()
+
+    assert report["credentials_shredded"] == 1
+    wh = platform.deps.warehouse
+    [row] = wh.query(
+        f"SELECT status, ciphertext FROM {wh.central('tenant_cloud_credentials')} "
+        "WHERE credential_id = @c",
+        {"c": credential_id},
+    )
+    assert row == {"status": "SHREDDED", "ciphertext": None}
+    with pytest.raises(CredentialUnavailable):
+        decrypt_credential(platform.deps, tenant_id, credential_id)
