@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import TypeVar
 
 import flask
 import functions_framework
@@ -23,6 +24,9 @@ _SESSION_ID_RE = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+B = TypeVar("B", bound=_Body)
 
 
 class BootstrapRequest(_Body):
@@ -49,7 +53,7 @@ class OffboardRequest(_Body):
     confirm: str
 
 
-def _options(request: ApiRequest, model: type[_Body]) -> _Body:
+def _options(request: ApiRequest, model: type[B]) -> B:
     """An optional JSON body: empty means all defaults."""
     if request.body_bytes().strip():
         return request.model(model)
@@ -66,7 +70,6 @@ def bootstrap(request: ApiRequest) -> Reply:
     """Creates the central dataset and missing tables; an empty body means a real run."""
     require_admin(request)
     options = _options(request, BootstrapRequest)
-    assert isinstance(options, BootstrapRequest)
     try:
         catalog = request.deps.catalog
     except SchemaError as exc:
@@ -85,7 +88,6 @@ def get_tenant(request: ApiRequest) -> Reply:
 def suspend(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = _options(request, StatusChange)
-    assert isinstance(body, StatusChange)
     changed = tenants.set_status(
         request.deps,
         tenant_id,
@@ -101,7 +103,6 @@ def suspend(request: ApiRequest) -> Reply:
 def reactivate(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = _options(request, StatusChange)
-    assert isinstance(body, StatusChange)
     profile = tenants.require_profile(request.deps.warehouse, tenant_id)
     if profile["status"] in ("CANCELLED", "DELETED"):
         raise conflict(
@@ -135,7 +136,6 @@ def change_plan(request: ApiRequest) -> Reply:
 def rotate_key(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = _options(request, RotateRequest)
-    assert isinstance(body, RotateRequest)
     result = tenants.rotate_key(
         request.deps, tenant_id, dt.timedelta(seconds=body.overlap_seconds), actor="admin"
     )

@@ -143,6 +143,25 @@ def require_profile(warehouse: Warehouse, tenant_id: str) -> dict[str, Any]:
     return profile
 
 
+def _insert_if_missing(warehouse: Warehouse, table: str, row: dict[str, Any]) -> None:
+    """One row keyed by tenant_id, by MERGE: a retry inserts nothing twice.
+
+    Rows are created by DML (never streamed) because lifecycle changes UPDATE
+    them. Column names come from this module, never from input.
+    """
+    columns = ", ".join(row)
+    values = ", ".join(f"@{column}" for column in row)
+    warehouse.execute(
+        f"MERGE {warehouse.central(table)} AS existing "
+        "USING (SELECT @tenant_id AS tenant_id) AS incoming "
+        "ON existing.tenant_id = incoming.tenant_id "
+        f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})",
+        row,
+        component="onboard",
+        tenant_id=str(row["tenant_id"]),
+    )
+
+
 def _insert_rows_if_missing(
     warehouse: Warehouse,
     request: OnboardRequest,
@@ -152,72 +171,68 @@ def _insert_rows_if_missing(
     idempotency_key: str | None,
     source: str,
 ) -> None:
-    """Profile, subscription and usage rows, by MERGE so a retry inserts nothing twice.
-
-    Rows are created by DML (never streamed) because lifecycle changes UPDATE them.
-    """
+    """Profile, subscription and usage rows of a new tenant."""
     plan = PLANS[request.subscription_plan]
     tenant_id = request.tenant_id
-    warehouse.execute(
-        f"MERGE {warehouse.central('tenant_profiles')} AS p "
-        "USING (SELECT @t AS tenant_id) AS s ON p.tenant_id = s.tenant_id "
-        "WHEN NOT MATCHED THEN INSERT (tenant_id, company_name, admin_email, status, "
-        "onboarding_state, request_fingerprint, idempotency_key, source, dataset_id, "
-        "stripe_customer_id, stripe_subscription_id, created_at, updated_at) VALUES "
-        "(@t, @company, @email, 'PROVISIONING', 'PROVISIONING', @fp, @idem, @source, "
-        "@dataset, @customer, @subscription, @now, @now)",
+    subscription_status = refs.subscription_status or "trialing"
+    trial_ends_at = refs.trial_ends_at or (
+        trial_end(now) if subscription_status == "trialing" else None
+    )
+    _insert_if_missing(
+        warehouse,
+        "tenant_profiles",
         {
-            "t": tenant_id,
-            "company": request.company_name,
-            "email": request.admin_email,
-            "fp": request.fingerprint(),
-            "idem": Typed("STRING", idempotency_key),
+            "tenant_id": tenant_id,
+            "company_name": request.company_name,
+            "admin_email": request.admin_email,
+            "status": "PROVISIONING",
+            "onboarding_state": "PROVISIONING",
+            "request_fingerprint": request.fingerprint(),
+            "idempotency_key": Typed("STRING", idempotency_key),
             "source": source,
-            "dataset": tenant_dataset.dataset_id_for(
+            "dataset_id": tenant_dataset.dataset_id_for(
                 tenant_id, warehouse.settings.tenant_dataset_suffix
             ),
-            "customer": Typed("STRING", refs.customer_id),
-            "subscription": Typed("STRING", refs.subscription_id),
-            "now": now,
+            "stripe_customer_id": Typed("STRING", refs.customer_id),
+            "stripe_subscription_id": Typed("STRING", refs.subscription_id),
+            "created_at": now,
+            "updated_at": now,
         },
-        component="onboard",
-        tenant_id=tenant_id,
     )
-    warehouse.execute(
-        f"MERGE {warehouse.central('tenant_subscriptions')} AS s "
-        "USING (SELECT @t AS tenant_id) AS n ON s.tenant_id = n.tenant_id "
-        "WHEN NOT MATCHED THEN INSERT (tenant_id, plan, status, stripe_customer_id, "
-        "stripe_subscription_id, stripe_price_lookup_key, daily_run_limit, monthly_run_limit, "
-        "concurrent_run_limit, team_member_limit, provider_limit, trial_ends_at, "
-        "last_event_created, created_at, updated_at) VALUES (@t, @plan, @status, @customer, "
-        "@subscription, @lookup, @daily, @monthly, @concurrent, @team, @providers, @trial_end, "
-        "@event_created, @now, @now)",
+    _insert_if_missing(
+        warehouse,
+        "tenant_subscriptions",
         {
-            "t": tenant_id,
+            "tenant_id": tenant_id,
             "plan": plan.name,
-            "status": refs.subscription_status or "trialing",
-            "customer": Typed("STRING", refs.customer_id),
-            "subscription": Typed("STRING", refs.subscription_id),
-            "lookup": refs.price_lookup_key or plan.stripe_lookup_key,
-            **_limit_params(plan),
-            "trial_end": refs.trial_ends_at
-            or (trial_end(now) if (refs.subscription_status or "trialing") == "trialing" else None)
-            or Typed("TIMESTAMP", None),
-            "event_created": Typed("TIMESTAMP", refs.event_created),
-            "now": now,
+            "status": subscription_status,
+            "stripe_customer_id": Typed("STRING", refs.customer_id),
+            "stripe_subscription_id": Typed("STRING", refs.subscription_id),
+            "stripe_price_lookup_key": refs.price_lookup_key or plan.stripe_lookup_key,
+            "daily_run_limit": plan.daily_runs,
+            "monthly_run_limit": plan.monthly_runs,
+            "concurrent_run_limit": plan.concurrent_runs,
+            "team_member_limit": plan.team_members,
+            "provider_limit": plan.providers,
+            "trial_ends_at": Typed("TIMESTAMP", trial_ends_at),
+            "last_event_created": Typed("TIMESTAMP", refs.event_created),
+            "created_at": now,
+            "updated_at": now,
         },
-        component="onboard",
-        tenant_id=tenant_id,
     )
-    warehouse.execute(
-        f"MERGE {warehouse.central('tenant_usage_quotas')} AS u "
-        "USING (SELECT @t AS tenant_id) AS n ON u.tenant_id = n.tenant_id "
-        "WHEN NOT MATCHED THEN INSERT (tenant_id, usage_date, daily_runs, usage_month, "
-        "monthly_runs, running_runs, created_at, updated_at) VALUES "
-        "(@t, @today, 0, @month, 0, 0, @now, @now)",
-        {"t": tenant_id, "today": now.date(), "month": now.date().replace(day=1), "now": now},
-        component="onboard",
-        tenant_id=tenant_id,
+    _insert_if_missing(
+        warehouse,
+        "tenant_usage_quotas",
+        {
+            "tenant_id": tenant_id,
+            "usage_date": now.date(),
+            "daily_runs": 0,
+            "usage_month": now.date().replace(day=1),
+            "monthly_runs": 0,
+            "running_runs": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
 
 
