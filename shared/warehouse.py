@@ -175,11 +175,12 @@ class Warehouse:
         component: str,
         tenant_id: str | None,
         maximum_bytes_billed: int | None,
-    ) -> bigquery.QueryJob:
+    ) -> tuple[bigquery.QueryJob, Any]:
+        """The finished job and its (lazily fetched) rows, from one result() call."""
         config = query_config(params, component, tenant_id, maximum_bytes_billed)
         job = self.client.query(sql, job_config=config, job_retry=job_retry())
-        job.result(timeout=self.settings.bq_job_timeout_seconds)
-        return job
+        rows = job.result(timeout=self.settings.bq_job_timeout_seconds)
+        return job, rows
 
     def query(
         self,
@@ -191,8 +192,8 @@ class Warehouse:
         maximum_bytes_billed: int | None = None,
     ) -> list[dict[str, Any]]:
         """Rows of a SELECT as dicts."""
-        job = self._run(sql, params, component, tenant_id, maximum_bytes_billed)
-        return [dict(row.items()) for row in job.result()]
+        _, rows = self._run(sql, params, component, tenant_id, maximum_bytes_billed)
+        return [dict(row.items()) for row in rows]
 
     def execute(
         self,
@@ -203,7 +204,7 @@ class Warehouse:
         tenant_id: str | None = None,
     ) -> int:
         """Runs DML and returns how many rows it changed (the basis of every claim)."""
-        job = self._run(sql, params, component, tenant_id, None)
+        job, _ = self._run(sql, params, component, tenant_id, None)
         return int(job.num_dml_affected_rows or 0)
 
     def existing_tables(self, dataset: str) -> set[str]:
