@@ -250,12 +250,6 @@ def _tenant_for_subscription(
     raise RetryLater("no tenant for this subscription yet")
 
 
-def _is_stale(deps: Deps, tenant_id: str, created: dt.datetime) -> bool:
-    subscription = tenants.get_subscription(deps.warehouse, tenant_id) or {}
-    last = subscription.get("last_event_created")
-    return bool(last and created < last)
-
-
 def _record_event_time(deps: Deps, tenant_id: str, created: dt.datetime, **fields: Any) -> int:
     """Moves last_event_created forward (never back); returns 0 if a newer event got there first."""
     assignments = "".join(f", {name} = @{name}" for name in fields)
@@ -363,22 +357,22 @@ def on_subscription_updated(deps: Deps, event: dict[str, Any]) -> Outcome:
         deps, sub_id, _id(subscription.get("customer")), subscription.get("metadata") or {}
     )
     created = _created(event)
-    if _is_stale(deps, tenant_id, created):
-        return Outcome("IGNORED", tenant_id, sub_id, "older than the last applied event")
-    status = str(subscription.get("status") or "")
+    status = str(subscription.get("status") or "") or "unknown"
     plan = plan_for_lookup_key(_subscription_lookup_key(subscription))
+    # One conditional UPDATE per event: the guard and the write can't be split
+    # by a concurrent newer delivery.
     if plan is not None:
-        tenants.change_plan(
+        applied = tenants.apply_stripe_plan(
             deps,
             tenant_id,
-            plan.name,
-            actor="stripe",
-            subscription_status=status or None,
+            plan,
+            subscription_status=status,
             event_created=created,
-            lookup_key=plan.stripe_lookup_key,
             current_period_end=_period_end(subscription),
         )
-    if not _record_event_time(deps, tenant_id, created, status=status or "unknown"):
+    else:
+        applied = _record_event_time(deps, tenant_id, created, status=status) > 0
+    if not applied:
         return Outcome("IGNORED", tenant_id, sub_id, "older than the last applied event")
     tenant_status = tenants.stripe_status_to_tenant_status(status)
     if tenant_status:

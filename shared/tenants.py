@@ -502,25 +502,32 @@ def set_status(
     return changed > 0
 
 
-def change_plan(
+def _plan_named(plan_name: str) -> Plan:
+    if plan_name not in PLANS:
+        raise unprocessable("invalid_plan", f"plan must be one of {', '.join(PLANS)}", field="plan")
+    return PLANS[plan_name]
+
+
+def _write_plan(
     deps: Deps,
     tenant_id: str,
-    plan_name: str,
+    plan: Plan,
     *,
     actor: str,
     subscription_status: str | None = None,
     event_created: dt.datetime | None = None,
     lookup_key: str | None = None,
     current_period_end: dt.datetime | None = None,
-) -> dict[str, Any]:
-    """New plan limits from the catalogue; returns the limits now in force."""
-    if plan_name not in PLANS:
-        raise unprocessable("invalid_plan", f"plan must be one of {', '.join(PLANS)}", field="plan")
-    plan = PLANS[plan_name]
+) -> bool:
+    """Plan limits from the catalogue, in one UPDATE; False if a newer Stripe event got there.
+
+    With `event_created`, the UPDATE applies only if no later event was applied
+    already, so a late delivery can't move the plan or the event clock backwards.
+    """
     warehouse = deps.warehouse
     require_profile(warehouse, tenant_id)
     now = deps.clock()
-    warehouse.execute(
+    changed = warehouse.execute(
         f"UPDATE {warehouse.central('tenant_subscriptions')} SET plan = @plan, "
         "daily_run_limit = @daily, monthly_run_limit = @monthly, "
         "concurrent_run_limit = @concurrent, team_member_limit = @team, "
@@ -528,7 +535,8 @@ def change_plan(
         "status = IFNULL(@sub_status, status), "
         "last_event_created = IFNULL(@event_created, last_event_created), "
         "current_period_end = IFNULL(@period_end, current_period_end), updated_at = @now "
-        "WHERE tenant_id = @t",
+        "WHERE tenant_id = @t AND (@event_created IS NULL OR last_event_created IS NULL "
+        "OR last_event_created <= @event_created)",
         {
             "plan": plan.name,
             **_limit_params(plan),
@@ -542,6 +550,8 @@ def change_plan(
         component="lifecycle",
         tenant_id=tenant_id,
     )
+    if event_created is not None and changed == 0:
+        return False
     audit.record(
         warehouse,
         actor=actor,
@@ -550,12 +560,41 @@ def change_plan(
         tenant_id=tenant_id,
         detail={"plan": plan.name},
     )
+    return True
+
+
+def change_plan(deps: Deps, tenant_id: str, plan_name: str, *, actor: str) -> dict[str, Any]:
+    """An admin's plan change; returns the limits now in force."""
+    plan = _plan_named(plan_name)
+    _write_plan(deps, tenant_id, plan, actor=actor)
     return {
         "plan": plan.name,
         **plan.model_dump(
             include={"daily_runs", "monthly_runs", "concurrent_runs", "team_members", "providers"}
         ),
     }
+
+
+def apply_stripe_plan(
+    deps: Deps,
+    tenant_id: str,
+    plan: Plan,
+    *,
+    subscription_status: str,
+    event_created: dt.datetime,
+    current_period_end: dt.datetime | None,
+) -> bool:
+    """A Stripe subscription's plan and status; False if a newer event was applied already."""
+    return _write_plan(
+        deps,
+        tenant_id,
+        plan,
+        actor="stripe",
+        subscription_status=subscription_status,
+        event_created=event_created,
+        lookup_key=plan.stripe_lookup_key,
+        current_period_end=current_period_end,
+    )
 
 
 def rotate_key(deps: Deps, tenant_id: str, overlap: dt.timedelta, *, actor: str) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
+from shared import tenants
 from shared.deps import Deps, use_deps
+from shared.plans import PLANS
 from shared.secrets import STRIPE_WEBHOOK_SECRET
 from shared.settings import Settings
 from tests.conftest import TEST_SECRETS
@@ -397,3 +399,32 @@ def test_a_checkout_for_an_unknown_price_is_rejected_and_provisions_nothing(
     assert "gold_plan" in first.get_json()["detail"]
     assert again.status_code == 422
     assert central_rows(platform.deps, "tenant_profiles", tenant_id) == []
+
+
+def test_the_plan_update_itself_refuses_an_event_older_than_the_last_applied(
+    platform: Platform,
+) -> None:
+    tenant_id, _ = provisioned(platform)
+    now = platform.deps.clock()
+    newer = tenants.apply_stripe_plan(
+        platform.deps,
+        tenant_id,
+        PLANS["SCALE"],
+        subscription_status="active",
+        event_created=now + dt.timedelta(minutes=2),
+        current_period_end=None,
+    )
+
+    older = tenants.apply_stripe_plan(
+        platform.deps,
+        tenant_id,
+        PLANS["STARTER"],
+        subscription_status="past_due",
+        event_created=now + dt.timedelta(minutes=1),
+        current_period_end=None,
+    )
+
+    assert (newer, older) == (True, False)
+    [row] = central_rows(platform.deps, "tenant_subscriptions", tenant_id)
+    assert (row["plan"], row["status"]) == ("SCALE", "active")
+    assert row["last_event_created"] == now + dt.timedelta(minutes=2)
