@@ -162,8 +162,9 @@ class AuthCache:
     def forget_tenant(self, tenant_id: str, key_id: str | None = None) -> None:
         with self._lock:
             for key_hash, (_, principal) in list(self._entries.items()):
-                mine = principal is not None and principal.tenant_id == tenant_id
-                if mine and (key_id is None or principal.key_id == key_id):  # type: ignore[union-attr]
+                if principal is None or principal.tenant_id != tenant_id:
+                    continue
+                if key_id is None or principal.key_id == key_id:
                     del self._entries[key_hash]
 
 

@@ -67,11 +67,20 @@ def _ledger(warehouse: Warehouse) -> str:
     return warehouse.central("tenant_webhook_events")
 
 
+def _event_in_progress() -> ApiError:
+    return ApiError(
+        409,
+        "event_in_progress",
+        "this event is being processed; retry later",
+        headers={"Retry-After": "10"},
+    )
+
+
 def _claim(deps: Deps, event: dict[str, Any]) -> dict[str, Any] | None:
     """Takes the event for processing; None if it is already done (a duplicate delivery)."""
     warehouse = deps.warehouse
     now = deps.clock()
-    created = dt.datetime.fromtimestamp(int(event.get("created") or 0), dt.UTC)
+    created = _created(event)
     warehouse.execute(
         f"MERGE {_ledger(warehouse)} AS e USING (SELECT @id AS event_id) AS n "
         "ON e.event_id = n.event_id WHEN NOT MATCHED THEN INSERT "
@@ -93,12 +102,7 @@ def _claim(deps: Deps, event: dict[str, Any]) -> dict[str, Any] | None:
         and row["claimed_at"]
         and now - row["claimed_at"] < PROCESSING_LEASE
     ):
-        raise ApiError(
-            409,
-            "event_in_progress",
-            "this event is being processed; retry later",
-            headers={"Retry-After": "10"},
-        )
+        raise _event_in_progress()
     # Conditional on what we read: of two concurrent deliveries only one wins.
     won = warehouse.execute(
         f"UPDATE {_ledger(warehouse)} SET status = 'PROCESSING', attempts = attempts + 1, "
@@ -107,12 +111,7 @@ def _claim(deps: Deps, event: dict[str, Any]) -> dict[str, Any] | None:
         component="stripe_webhook",
     )
     if won != 1:
-        raise ApiError(
-            409,
-            "event_in_progress",
-            "this event is being processed; retry later",
-            headers={"Retry-After": "10"},
-        )
+        raise _event_in_progress()
     return None
 
 

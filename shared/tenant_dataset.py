@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from google.api_core import exceptions as gexc
@@ -104,11 +105,13 @@ _ETAG_RETRY = Retry(
 )
 
 
-def authorize_views(warehouse: Warehouse, dataset_id: str, views: list[str]) -> None:
-    """Adds the views to the central dataset's access list, so the tenant reads only its rows.
+def _edit_central_access(
+    warehouse: Warehouse, edit: Callable[[list[bigquery.AccessEntry]], list[bigquery.AccessEntry]]
+) -> None:
+    """Read-modify-write of the central dataset's access list, guarded by its etag.
 
-    Read-modify-write guarded by the dataset's etag: concurrent onboardings
-    retry instead of overwriting each other's entries.
+    Concurrent onboardings and offboardings retry on 412 instead of overwriting
+    each other's entries; nothing is written when `edit` changes nothing.
     """
 
     def attempt() -> None:
@@ -116,41 +119,35 @@ def authorize_views(warehouse: Warehouse, dataset_id: str, views: list[str]) -> 
             f"{warehouse.project}.{warehouse.settings.central_dataset}", timeout=30
         )
         entries = list(central.access_entries)
-        have = {(e.entity_type, str(e.entity_id)) for e in entries}
-        added = False
-        for view_name in views:
-            ref = {"projectId": warehouse.project, "datasetId": dataset_id, "tableId": view_name}
-            if ("view", str(ref)) in have:
-                continue
-            entries.append(bigquery.AccessEntry(None, "view", ref))
-            added = True
-        if added:
-            central.access_entries = entries
+        edited = edit(entries)
+        if edited != entries:
+            central.access_entries = edited
             warehouse.client.update_dataset(central, ["access_entries"], timeout=30)
 
     _ETAG_RETRY(attempt)()
+
+
+def authorize_views(warehouse: Warehouse, dataset_id: str, views: list[str]) -> None:
+    """Adds the views to the central access list, so the tenant reads only its rows."""
+    wanted = [
+        bigquery.AccessEntry(
+            None, "view", {"projectId": warehouse.project, "datasetId": dataset_id, "tableId": view}
+        )
+        for view in views
+    ]
+    _edit_central_access(
+        warehouse, lambda entries: entries + [e for e in wanted if e not in entries]
+    )
 
 
 def deauthorize_views(warehouse: Warehouse, dataset_id: str) -> None:
     """Drops the dataset's views from the central access list (before the dataset goes)."""
 
-    def attempt() -> None:
-        central = warehouse.client.get_dataset(
-            f"{warehouse.project}.{warehouse.settings.central_dataset}", timeout=30
-        )
-        entries = list(central.access_entries)
-        kept = [
-            e
-            for e in entries
-            if not (
-                e.entity_type == "view" and dict(e.entity_id or {}).get("datasetId") == dataset_id
-            )
-        ]
-        if len(kept) != len(entries):
-            central.access_entries = kept
-            warehouse.client.update_dataset(central, ["access_entries"], timeout=30)
+    def is_ours(entry: bigquery.AccessEntry) -> bool:
+        reference = entry.entity_id if isinstance(entry.entity_id, dict) else {}
+        return entry.entity_type == "view" and reference.get("datasetId") == dataset_id
 
-    _ETAG_RETRY(attempt)()
+    _edit_central_access(warehouse, lambda entries: [e for e in entries if not is_ours(e)])
 
 
 def write_check(warehouse: Warehouse, dataset_id: str) -> str:

@@ -272,15 +272,16 @@ def _check_replay(
     raise conflict(f"tenant_id '{request.tenant_id}' already exists", field="tenant_id")
 
 
+def _onboarding_in_progress(detail: str) -> ApiError:
+    return ApiError(409, "onboarding_in_progress", detail, headers={"Retry-After": "5"})
+
+
 def _take_claim(warehouse: Warehouse, profile: dict[str, Any], now: dt.datetime) -> str:
     """Conditional UPDATE: at most one attempt may issue the first key."""
     claimed_at = profile.get("claimed_at")
     if profile.get("claim_token") and claimed_at and now - claimed_at < CLAIM_LEASE:
-        raise ApiError(
-            409,
-            "onboarding_in_progress",
-            "this tenant is being onboarded by another request; retry shortly",
-            headers={"Retry-After": "5"},
+        raise _onboarding_in_progress(
+            "this tenant is being onboarded by another request; retry shortly"
         )
     token = uuid.uuid4().hex
     changed = warehouse.execute(
@@ -298,11 +299,8 @@ def _take_claim(warehouse: Warehouse, profile: dict[str, Any], now: dt.datetime)
         tenant_id=profile["tenant_id"],
     )
     if changed != 1:
-        raise ApiError(
-            409,
-            "onboarding_in_progress",
-            "this tenant is being onboarded by another request; retry shortly",
-            headers={"Retry-After": "5"},
+        raise _onboarding_in_progress(
+            "this tenant is being onboarded by another request; retry shortly"
         )
     return token
 
@@ -366,11 +364,8 @@ def onboard(
     )
     if finished != 1:
         api_keys.revoke(warehouse, tenant_id, deps.clock(), key_id=issued.key_id)
-        raise ApiError(
-            409,
-            "onboarding_in_progress",
-            "another request took over this onboarding; retry to see its outcome",
-            headers={"Retry-After": "5"},
+        raise _onboarding_in_progress(
+            "another request took over this onboarding; retry to see its outcome"
         )
     audit.record(
         warehouse,
@@ -693,12 +688,14 @@ def offboard(deps: Deps, tenant_id: str, retain_days: int, *, actor: str) -> dic
         component="offboard",
         tenant_id=tenant_id,
     )
+    # A repeat offboarding keeps the first retention deadline.
+    dataset_delete_after = profile.get("dataset_delete_after") or delete_after
     dataset = {
         "dataset_id": profile["dataset_id"],
         "deleted": False,
-        "delete_after": profile.get("dataset_delete_after") or delete_after,
+        "delete_after": dataset_delete_after,
     }
-    if retain_days == 0 or (profile.get("dataset_delete_after") or delete_after) <= now:
+    if retain_days == 0 or dataset_delete_after <= now:
         dataset["deleted"] = _delete_tenant_dataset(deps, tenant_id, str(profile["dataset_id"]))
     report = {
         "tenant_id": tenant_id,

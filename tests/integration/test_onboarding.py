@@ -11,6 +11,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
+from shared import tenant_dataset
 from shared.api_keys import KEY_RE
 from shared.deps import Deps, use_deps
 from shared.settings import Settings
@@ -77,6 +78,9 @@ def test_the_tenant_views_show_only_the_tenants_own_log_rows(platform: Platform)
         dict(e.entity_id)["datasetId"] for e in central.access_entries if e.entity_type == "view"
     }
     assert {a["dataset_id"], b["dataset_id"]} <= authorized
+    tenant_dataset.authorize_views(wh, a["dataset_id"], list(tenant_dataset.LOG_VIEWS))
+    again = wh.client.get_dataset(f"{wh.project}.{wh.settings.central_dataset}")
+    assert len(again.access_entries) == len(central.access_entries)
 
 
 def test_resending_the_same_request_replays_without_a_second_key(platform: Platform) -> None:
