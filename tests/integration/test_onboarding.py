@@ -11,10 +11,10 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from shared import tenant_dataset
-from shared.api_keys import KEY_RE
 from shared.deps import Deps, use_deps
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from shared.tenancy import tenant_dataset
+from shared.tenancy.api_keys import KEY_RE
 from tests.integration.conftest import Platform, new_tenant_id, onboarding_payload
 
 

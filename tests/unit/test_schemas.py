@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.schemas import CENTRAL_TABLES, SchemaError, load_catalog, load_table_spec
-from shared.settings import REPO_ROOT
+from shared.platform.schemas import CENTRAL_TABLES, SchemaError, load_catalog, load_table_spec
+from shared.platform.settings import REPO_ROOT
 
 SCHEMAS = REPO_ROOT / "schemas"
 ARCHITECTURE_TABLES = {
