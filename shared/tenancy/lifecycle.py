@@ -285,8 +285,8 @@ def offboard(deps: Deps, tenant_id: str, retain_days: int, *, actor: str) -> dic
     deps.auth_cache.forget_tenant(tenant_id)
     revoked = api_keys.revoke(warehouse, tenant_id, now)
     pipelines_disabled = warehouse.execute(
-        f"UPDATE {warehouse.central('tenant_pipeline_configs')} SET enabled = FALSE, "
-        "updated_at = @now WHERE tenant_id = @t AND enabled",
+        f"UPDATE {warehouse.central('tenant_pipeline_configs')} SET is_active = FALSE, "
+        "next_run_at = NULL, updated_at = @now WHERE tenant_id = @t AND is_active",
         {"now": now, "t": tenant_id},
         component="offboard",
         tenant_id=tenant_id,

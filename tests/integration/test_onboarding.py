@@ -65,8 +65,9 @@ def test_the_tenant_views_show_only_the_tenants_own_log_rows(platform: Platform)
     for tenant in (a, b):
         wh.execute(
             f"INSERT INTO {wh.central('tenant_pipeline_runs')} "
-            "(run_id, tenant_id, pipeline_id, state, created_at) "
-            "VALUES (@r, @t, 'p1', 'QUEUED', CURRENT_TIMESTAMP())",
+            "(run_id, tenant_id, config_id, pipeline, state, trigger, run_date, attempt, "
+            "created_at) VALUES (@r, @t, 'p1', 'dryrun', 'QUEUED', 'MANUAL', CURRENT_DATE(), 1, "
+            "CURRENT_TIMESTAMP())",
             {"r": "run_" + tenant["tenant_id"], "t": tenant["tenant_id"]},
         )
 
