@@ -202,9 +202,10 @@ class Warehouse:
         *,
         component: str = "platform",
         tenant_id: str | None = None,
+        maximum_bytes_billed: int | None = None,
     ) -> int:
         """Runs DML and returns how many rows it changed (the basis of every claim)."""
-        job, _ = self._run(sql, params, component, tenant_id, None)
+        job, _ = self._run(sql, params, component, tenant_id, maximum_bytes_billed)
         return int(job.num_dml_affected_rows or 0)
 
     def existing_tables(self, dataset: str) -> set[str]:

@@ -1,0 +1,1 @@
+"""Step implementations (StepFn) for the pipeline executor."""
