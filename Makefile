@@ -5,8 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-local.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# focus-validator (the FOCUS conformance gate, ../shared/tools/focus_gate.py) needs
+# Python 3.12: it gets its own venv, found or installed by `make focus-venv`.
+FOCUS_VALIDATOR ?= focus-validator==2.2.1
+FOCUS_VENV ?= .venv-focus
+FOCUS_STAMP := $(FOCUS_VENV)/.installed-$(subst ==,-,$(FOCUS_VALIDATOR))-pyarrow-lt21
 
-.PHONY: venv run test unit integration e2e bench lint fmt clean
+.PHONY: venv focus-venv run test unit integration e2e bench lint fmt clean
 
 venv: $(STAMP)
 
@@ -17,16 +22,36 @@ $(STAMP): requirements.txt requirements-local.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+focus-venv: $(FOCUS_STAMP)
+
+# The first Python 3.12 that runs: PATH, then pyenv's versions, then a uv-managed
+# one (uv is on PyPI; `uv python install` needs the network, so it is the last resort).
+$(FOCUS_STAMP): $(STAMP)
+	@py=""; for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
+	  if "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then py="$$c"; break; fi; \
+	done; \
+	if [ -z "$$py" ]; then \
+	  echo "no Python 3.12 found: installing one with uv"; \
+	  $(PY) -m pip install --quiet --disable-pip-version-check uv && \
+	  $(VENV)/bin/uv python install 3.12 && py="$$($(VENV)/bin/uv python find 3.12)" || \
+	  { echo "ERROR: Python 3.12 is needed for focus-validator and none could be found or installed" >&2; exit 1; }; \
+	fi; \
+	echo "focus-validator venv with $$py"; \
+	rm -rf $(FOCUS_VENV) && "$$py" -m venv $(FOCUS_VENV)
+	# focus-validator 2.2.1 pins numpy<2 but not pyarrow, and pyarrow>=21 needs numpy 2.
+	$(FOCUS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(FOCUS_VALIDATOR)" "pyarrow<21"
+	touch $@
+
 run: venv ## start the embedded local stack in the foreground
 	$(PY) -m local.stack
 
-test: venv ## the whole suite: unit, integration (emulator) and e2e (whole stack)
+test: venv focus-venv ## the whole suite: unit, integration (emulator) and e2e (whole stack)
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/integration tests/e2e
 
 unit: venv
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit
 
-integration: venv
+integration: venv focus-venv
 	$(PY) -m pytest $(PYTEST_ARGS) tests/integration
 
 e2e: venv
@@ -45,4 +70,4 @@ fmt: venv
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FOCUS_VENV) .pytest_cache .mypy_cache .ruff_cache

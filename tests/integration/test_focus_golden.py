@@ -235,8 +235,9 @@ def test_golden_rows_map_to_hand_computed_focus_columns(tenant: FocusTenant) -> 
         "us-central1-a",
     )
     assert a["ResourceId"].endswith("/instances/vm-1") and a["ResourceName"] == "vm-1"
-    assert (a["ConsumedQuantity"], a["ConsumedUnit"]) == (Decimal(7200), "seconds")
-    assert (a["PricingQuantity"], a["PricingUnit"]) == (Decimal(2), "hour")
+    assert (a["ConsumedQuantity"], a["ConsumedUnit"]) == (Decimal(7200), "Seconds")
+    assert (a["PricingQuantity"], a["PricingUnit"]) == (Decimal(2), "Hours")
+    assert a["InvoiceId"] == "01A2B3-C4D5E6-F7A8B9/202611"
     assert a["ContractedUnitPrice"] == Decimal("0.031611")
     assert (a["ServiceName"], a["ServiceCategory"], a["ServiceSubcategory"]) == (
         "Compute Engine",

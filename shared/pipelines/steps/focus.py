@@ -90,6 +90,28 @@ REGION_NAMES: dict[str, str] = {
     "asia-southeast1": "Singapore",
     "australia-southeast1": "Sydney",
 }
+# GCP's usage and pricing units -> FOCUS UnitFormat (data sizes as B/GiB/..., time units
+# capitalized and plural, "<unit>-<Times>" for unit-time products). Unknown units pass as is.
+UNITS: dict[str, str] = {
+    "seconds": "Seconds",
+    "second": "Seconds",
+    "hour": "Hours",
+    "hours": "Hours",
+    "month": "Months",
+    "bytes": "B",
+    "byte": "B",
+    "byte-seconds": "B-Seconds",
+    "gibibyte": "GiB",
+    "gibibyte hour": "GiB-Hours",
+    "gibibyte month": "GiB-Months",
+    "gibibyte second": "GiB-Seconds",
+    "mebibyte": "MiB",
+    "tebibyte": "TiB",
+    "vCPU-second": "vCPU-Seconds",
+    "count": "Count",
+    "requests": "Requests",
+    "request": "Requests",
+}
 CUD_TYPES = ("COMMITTED_USAGE_DISCOUNT", "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE")
 
 ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
@@ -193,11 +215,13 @@ def _columns(version: str) -> list[tuple[str, str]]:
         ("CommitmentDiscountType", "IF(r.cud.id IS NOT NULL, 'Committed Use Discount', NULL)"),
         ("CommitmentDiscountUnit", "CAST(NULL AS STRING)"),
         ("ConsumedQuantity", f"IF({regular}, r.usage.amount, NULL)"),
-        ("ConsumedUnit", f"IF({regular}, r.usage.unit, NULL)"),
+        ("ConsumedUnit", f"IF({regular}, {_case('r.usage.unit', UNITS, 'r.usage.unit')}, NULL)"),
         ("ContractedCost", "r.cost"),
         ("ContractedUnitPrice", f"IF({regular}, r.price.effective_price, NULL)"),
         ("EffectiveCost", "r.cost + r.credit_sum"),
-        ("InvoiceId", "CAST(NULL AS STRING)"),
+        # The export has no invoice number; Google issues one invoice per billing account
+        # and invoice month, so that pair identifies the (provisional) invoice.
+        ("InvoiceId", "CONCAT(r.billing_account_id, '/', r.invoice.month)"),
         ("InvoiceIssuerName", _quote(PROVIDER)),
         ("ListCost", "r.cost_at_list"),
         ("ListUnitPrice", "CAST(NULL AS NUMERIC)"),
@@ -210,7 +234,10 @@ def _columns(version: str) -> list[tuple[str, str]]:
         ("PricingCurrencyEffectiveCost", "r.cost + r.credit_sum"),
         ("PricingCurrencyListUnitPrice", "CAST(NULL AS NUMERIC)"),
         ("PricingQuantity", f"IF({regular}, r.usage.amount_in_pricing_units, NULL)"),
-        ("PricingUnit", f"IF({regular}, r.usage.pricing_unit, NULL)"),
+        (
+            "PricingUnit",
+            f"IF({regular}, {_case('r.usage.pricing_unit', UNITS, 'r.usage.pricing_unit')}, NULL)",
+        ),
         ("ProviderName", _quote(PROVIDER)),
         (
             "PublisherName",
