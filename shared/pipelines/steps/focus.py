@@ -4,10 +4,11 @@ Contract (StepFn signatures, for the executor's step registry):
     convert_gcp(ctx: StepContext) -> StepResult      step type `focus.convert_gcp`
         params (optional): `lookback_days` (int, default 3; MUST equal the extract's),
         `focus_version` ("1.2" default, or "1.3").
-        One MERGE pushed down to BigQuery (no row ever reaches Python): the run
-        window's rows of `{tenant}.gcp_billing_raw` (see gcp_billing.WINDOW) become
-        FOCUS rows in `{tenant}.focus_cost`, replacing that window's earlier rows
-        of the same config, so re-running a date is idempotent.
+        Pure SQL pushed down to BigQuery (no row ever reaches Python): one
+        INSERT ... SELECT turns the run window's rows of `{tenant}.gcp_billing_raw`
+        (see gcp_billing.WINDOW) into FOCUS rows in `{tenant}.focus_cost`, after a
+        DELETE of that window's earlier rows of the same config, so re-running a
+        date is idempotent.
     check_gcp(ctx: StepContext) -> StepResult        step type `focus.check`
         params (optional): `lookback_days`, `warn` (bool: report failures as WARN
         and don't fail the step). Returns DqResults (in StepResult.dq_results):
@@ -37,7 +38,12 @@ from __future__ import annotations
 from typing import Any
 
 from shared.pipelines.context import DqResult, DqStatus, StepContext, StepError, StepResult
-from shared.pipelines.steps.gcp_billing import DEFAULT_LOOKBACK_DAYS, RAW_TABLE, WINDOW
+from shared.pipelines.steps.gcp_billing import (
+    DEFAULT_LOOKBACK_DAYS,
+    RAW_TABLE,
+    WINDOW,
+    replace_window,
+)
 
 FOCUS_TABLE = "focus_cost"
 SUPPORTED_VERSIONS = ("1.2", "1.3")
@@ -289,28 +295,28 @@ def focus_columns(version: str = "1.2") -> list[str]:
 
 
 def convert_sql(raw_table: str, focus_table: str, version: str = "1.2") -> str:
-    """The one MERGE that replaces the window's FOCUS rows. Params: @pipeline_id, @run_date,
+    """The INSERT ... SELECT of the window's FOCUS rows. Params: @pipeline_id, @run_date,
     @lookback_days, @run_id."""
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(f"unsupported FOCUS version {version!r}")
     columns = _columns(version)
-    select = ",\n    ".join(f"{expr} AS `{name}`" for name, expr in columns)
-    source_window = WINDOW.format(start="usage_start_time", export="export_time")
-    target_window = WINDOW.format(start="T.ChargePeriodStart", export="T.x_export_time")
+    select = ",\n  ".join(f"{expr} AS `{name}`" for name, expr in columns)
+    source_window = WINDOW.format(start="raw.usage_start_time", export="raw.export_time")
     names = ", ".join(f"`{n}`" for n, _ in columns)
-    values = ", ".join(f"S.`{n}`" for n, _ in columns)
     credit_sum = _CREDIT_SUM.replace("r.credits", "raw.credits")
     cud = _CUD.replace("r.credits", "raw.credits")
     return (
-        f"MERGE {focus_table} AS T\nUSING (\n  SELECT\n    {select}\n"
-        f"  FROM (\n    SELECT raw.*, {credit_sum} AS credit_sum, {cud} AS cud\n"
-        f"    FROM {raw_table} AS raw\n"
-        f"    WHERE raw.x_pipeline_id = @pipeline_id AND {source_window}\n  ) AS r\n) AS S\n"
-        "ON FALSE\n"
-        f"WHEN NOT MATCHED BY TARGET THEN INSERT ({names}) VALUES ({values})\n"
-        f"WHEN NOT MATCHED BY SOURCE AND T.x_pipeline_id = @pipeline_id AND {target_window} "
-        "THEN DELETE"
+        f"INSERT INTO {focus_table} ({names})\nSELECT\n  {select}\n"
+        f"FROM (\n  SELECT raw.*, {credit_sum} AS credit_sum, {cud} AS cud\n"
+        f"  FROM {raw_table} AS raw\n"
+        f"  WHERE raw.x_pipeline_id = @pipeline_id AND {source_window}\n) AS r"
     )
+
+
+def delete_sql(focus_table: str) -> str:
+    """Removes the config's FOCUS rows of the window, before `convert_sql` re-inserts them."""
+    window = WINDOW.format(start="T.ChargePeriodStart", export="T.x_export_time")
+    return f"DELETE FROM {focus_table} AS T WHERE T.x_pipeline_id = @pipeline_id AND {window}"
 
 
 def _window_params(ctx: StepContext) -> dict[str, Any]:
@@ -331,17 +337,10 @@ def convert_gcp(ctx: StepContext) -> StepResult:
         raise StepError("invalid_parameter", f"focus_version must be one of {SUPPORTED_VERSIONS}")
     warehouse = ctx.deps.warehouse
     dataset = ctx.run.dataset_id
-    sql = convert_sql(
-        warehouse.table(dataset, RAW_TABLE), warehouse.table(dataset, FOCUS_TABLE), version
-    )
+    focus_table = warehouse.table(dataset, FOCUS_TABLE)
+    sql = convert_sql(warehouse.table(dataset, RAW_TABLE), focus_table, version)
     params = {**_window_params(ctx), "run_id": ctx.run.run_id}
-    changed = warehouse.execute(
-        sql,
-        params,
-        component=f"step:{ctx.step_name}",
-        tenant_id=ctx.run.tenant_id,
-        maximum_bytes_billed=ctx.run.max_bytes_billed,
-    )
+    deleted, inserted = replace_window(ctx, delete_sql(focus_table), sql, params)
     count = warehouse.query(
         f"SELECT COUNT(*) AS n FROM {warehouse.table(dataset, FOCUS_TABLE)} AS T "
         "WHERE T.x_pipeline_id = @pipeline_id AND "
@@ -353,7 +352,7 @@ def convert_gcp(ctx: StepContext) -> StepResult:
     )[0]["n"]
     return StepResult(
         rows_processed=int(count),
-        message=f"{count} FOCUS {version} rows in the window ({changed} inserted or deleted)",
+        message=f"{count} FOCUS {version} rows in the window ({deleted} replaced, {inserted} new)",
     )
 
 

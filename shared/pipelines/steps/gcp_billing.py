@@ -16,8 +16,8 @@ Which rows a run date D covers (its *window*, the same predicate everywhere):
 The first clause re-reads the last few usage days, whose rows keep arriving for
 a day or two; the second picks up late corrections Google exports later for
 older usage dates. A run REPLACES the raw rows of its config that match the
-window with the source rows that match it, in one MERGE (insert the new,
-delete the old), so re-running a date never duplicates, overlapping windows of
+window with the source rows that match it (DELETE then INSERT, see
+`replace_window`), so re-running a date never duplicates, overlapping windows of
 consecutive dates converge to the source's current rows, and all rows are
 DML-created (production BigQuery refuses DML on streamed rows).
 
@@ -31,11 +31,11 @@ exact on BigQuery too, but silently rounds to 3 decimals on the emulator.)
 
 Credentials:
 - WORKLOAD_IDENTITY: the platform's own identity reads the source, so the copy
-  is one MERGE statement whose source is the export table itself.
+  is a DELETE and one INSERT ... SELECT whose source is the export table itself.
 - SERVICE_ACCOUNT: a client is built from the decrypted key *in memory*
   (`Credentials.from_service_account_info`); it runs the converting SELECT on
   the source, the rows are loaded (NDJSON, resumable upload from memory) into a
-  per-run staging table in the tenant dataset, and the same MERGE copies them.
+  per-run staging table in the tenant dataset, and the same DELETE + INSERT copy them.
   The key is never written to disk or logged, and the staging table is dropped.
   Locally (emulator) the key is still parsed, but requests go anonymous: the
   emulator can't mint Google OAuth tokens.
@@ -143,16 +143,40 @@ def source_select_sql(source_table: str) -> str:
     return f"SELECT\n  {columns}\nFROM {source_table} AS s\nWHERE {window}"
 
 
-def replace_window_sql(raw_table: str, source_sql: str) -> str:
-    """One MERGE: inserts the window's new rows and deletes the config's old ones."""
-    insert_cols = ", ".join(f"`{c}`" for c in RAW_COLUMNS)
-    values = ", ".join(f"S.`{c}`" for c in RAW_COLUMNS)
+def delete_window_sql(raw_table: str) -> str:
+    """Removes the config's raw rows of the window (the first half of a replace)."""
     window = WINDOW.format(start="T.usage_start_time", export="T.export_time")
-    return (
-        f"MERGE {raw_table} AS T\nUSING (\n{source_sql}\n) AS S\nON FALSE\n"
-        f"WHEN NOT MATCHED BY TARGET THEN INSERT ({insert_cols}) VALUES ({values})\n"
-        f"WHEN NOT MATCHED BY SOURCE AND T.x_pipeline_id = @pipeline_id AND {window} THEN DELETE"
-    )
+    return f"DELETE FROM {raw_table} AS T WHERE T.x_pipeline_id = @pipeline_id AND {window}"
+
+
+def insert_window_sql(raw_table: str, source_sql: str) -> str:
+    """Inserts the window's current rows (the second half of a replace)."""
+    columns = ", ".join(f"`{c}`" for c in RAW_COLUMNS)
+    return f"INSERT INTO {raw_table} ({columns})\nSELECT {columns} FROM (\n{source_sql}\n)"
+
+
+def replace_window(
+    ctx: StepContext, delete_sql: str, insert_sql: str, params: dict[str, Any]
+) -> tuple[int, int]:
+    """DELETE then INSERT, two DML statements; returns (deleted, inserted).
+
+    Not one MERGE (insert new + delete old): bqemulator's MERGE with a
+    NOT MATCHED BY SOURCE ... DELETE clause takes minutes on 100k rows, and a
+    multi-statement transaction can't take query parameters there. If the
+    INSERT fails after the DELETE, the step fails and its retry (or the next
+    run) replaces the window again; focus.check's row_count catches a gap.
+    """
+    warehouse = ctx.deps.warehouse
+    kwargs: dict[str, Any] = {
+        "component": f"step:{ctx.step_name}",
+        "tenant_id": ctx.run.tenant_id,
+        "maximum_bytes_billed": ctx.run.max_bytes_billed,
+    }
+    used = {k: v for k, v in params.items() if f"@{k}" in delete_sql}
+    deleted = warehouse.execute(delete_sql, used, **kwargs)
+    used = {k: v for k, v in params.items() if f"@{k}" in insert_sql}
+    inserted = warehouse.execute(insert_sql, used, **kwargs)
+    return deleted, inserted
 
 
 def _with_lineage(select_sql: str) -> str:
@@ -234,14 +258,8 @@ def extract(ctx: StepContext) -> StepResult:
             assert credential_id is not None
             changed = _extract_with_key(ctx, source, raw_table, params, credential_id)
         else:
-            sql = replace_window_sql(raw_table, _with_lineage(source_select_sql(source)))
-            changed = deps.warehouse.execute(
-                sql,
-                params,
-                component=f"step:{ctx.step_name}",
-                tenant_id=run.tenant_id,
-                maximum_bytes_billed=run.max_bytes_billed,
-            )
+            insert = insert_window_sql(raw_table, _with_lineage(source_select_sql(source)))
+            changed = replace_window(ctx, delete_window_sql(raw_table), insert, params)
     except gexc.NotFound as exc:
         raise StepError("source_not_found", f"billing export table not found: {source}") from exc
     except (gexc.ServerError, gexc.TooManyRequests) as exc:
@@ -249,7 +267,10 @@ def extract(ctx: StepContext) -> StepResult:
     rows = _window_rows(ctx, raw_table, params)
     return StepResult(
         rows_processed=rows,
-        message=f"{rows} raw rows in the window ({changed} inserted or deleted); credential {kind}",
+        message=(
+            f"{rows} raw rows in the window ({changed[0]} replaced, {changed[1]} inserted); "
+            f"credential {kind}"
+        ),
     )
 
 
@@ -299,7 +320,7 @@ def _json_default(value: Any) -> Any:
 
 def _extract_with_key(
     ctx: StepContext, source: str, raw_table: str, params: dict[str, Any], credential_id: str
-) -> int:
+) -> tuple[int, int]:
     run = ctx.run
     deps = ctx.deps
     warehouse = deps.warehouse
@@ -345,13 +366,7 @@ def _extract_with_key(
             )
             load.result(timeout=deps.settings.bq_job_timeout_seconds)
         staged = warehouse.table(run.dataset_id, staging_name)
-        sql = replace_window_sql(raw_table, _with_lineage(f"SELECT * FROM {staged}"))
-        return warehouse.execute(
-            sql,
-            params,
-            component=f"step:{ctx.step_name}",
-            tenant_id=run.tenant_id,
-            maximum_bytes_billed=run.max_bytes_billed,
-        )
+        insert = insert_window_sql(raw_table, _with_lineage(f"SELECT * FROM {staged}"))
+        return replace_window(ctx, delete_window_sql(raw_table), insert, params)
     finally:
         warehouse.client.delete_table(staging.reference, not_found_ok=True)
