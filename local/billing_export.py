@@ -398,9 +398,12 @@ class ExportGenerator:
         credits = []
         if cost <= 0 or rng.random() < 0.55:
             return credits
+        remaining = cost
         for _ in range(rng.choice((1, 1, 2))):
             ctype, name, share = CREDIT_TYPES[rng.randrange(len(CREDIT_TYPES))]
-            amount = -_money(cost * share * rng.uniform(0.2, 1.0))
+            # Credits never exceed what is left of the charge they discount.
+            amount = -min(_money(cost * share * rng.uniform(0.2, 1.0)), _money(remaining))
+            remaining -= -amount
             if ctype.startswith("COMMITTED_USAGE_DISCOUNT"):
                 cid = f"projects/{number}/regions/{region}/commitments/cud-{rng.randrange(3)}"
             else:
