@@ -163,11 +163,16 @@ def _case(expr: str, mapping: dict[str, str], default: str) -> str:
     return f"CASE {expr} {whens} ELSE {default} END"
 
 
-_CREDIT_SUM = "IFNULL((SELECT SUM(c.amount) FROM UNNEST(r.credits) AS c), 0)"
-_CUD = (
-    "(SELECT AS STRUCT c.id AS id, c.full_name AS full_name, c.type AS type "
-    "FROM UNNEST(r.credits) AS c WHERE c.type IN ('COMMITTED_USAGE_DISCOUNT', "
-    "'COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE') LIMIT 1)"
+# Credits are aggregated once per row, in one subquery (sum + the commitment credit),
+# and only for rows that have any: a correlated UNNEST subquery is the costly part
+# of the statement, and most rows carry no credit.
+_IS_CUD = "c.type IN ('COMMITTED_USAGE_DISCOUNT', 'COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE')"
+_CREDITS = (
+    "IF(ARRAY_LENGTH(r.credits) = 0, NULL, (SELECT AS STRUCT SUM(c.amount) AS total, "
+    f"MAX(IF({_IS_CUD}, c.id, NULL)) AS cud_id, "
+    f"MAX(IF({_IS_CUD}, c.full_name, NULL)) AS cud_name, "
+    f"MAX(IF({_IS_CUD}, c.type, NULL)) AS cud_type "
+    "FROM UNNEST(r.credits) AS c))"
 )
 # Resource labels plus tags (namespaced keys, so they can't clash: labels have no '/').
 _TAGS = (
@@ -178,15 +183,18 @@ _TAGS = (
 )
 
 
+_BILLED = "r.cost + IFNULL(r.cr.total, 0)"
+
+
 def _columns(version: str) -> list[tuple[str, str]]:
-    """FOCUS column -> expression over one raw row `r` with pre-computed `credit_sum`, `cud`."""
+    """FOCUS column -> expression over one raw row `r` with its credits aggregated in `r.cr`."""
     categories = {k: v[0] for k, v in SERVICE_CATEGORIES.items()}
     subcategories = {k: v[1] for k, v in SERVICE_CATEGORIES.items()}
     regular = "r.cost_type = 'regular'"
     period = "PARSE_DATE('%Y%m', r.invoice.month)"
     columns = [
         ("AvailabilityZone", "r.location.zone"),
-        ("BilledCost", "r.cost + r.credit_sum"),
+        ("BilledCost", _BILLED),
         ("BillingAccountId", "r.billing_account_id"),
         ("BillingAccountName", "CAST(NULL AS STRING)"),
         ("BillingAccountType", "CAST(NULL AS STRING)"),
@@ -211,20 +219,20 @@ def _columns(version: str) -> list[tuple[str, str]]:
         ("ChargePeriodStart", "r.usage_start_time"),
         (
             "CommitmentDiscountCategory",
-            "CASE r.cud.type WHEN 'COMMITTED_USAGE_DISCOUNT' THEN 'Usage' "
+            "CASE r.cr.cud_type WHEN 'COMMITTED_USAGE_DISCOUNT' THEN 'Usage' "
             "WHEN 'COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE' THEN 'Spend' END",
         ),
-        ("CommitmentDiscountId", "r.cud.id"),
-        ("CommitmentDiscountName", "r.cud.full_name"),
+        ("CommitmentDiscountId", "r.cr.cud_id"),
+        ("CommitmentDiscountName", "r.cr.cud_name"),
         ("CommitmentDiscountQuantity", "CAST(NULL AS NUMERIC)"),
-        ("CommitmentDiscountStatus", "IF(r.cud.id IS NOT NULL, 'Used', NULL)"),
-        ("CommitmentDiscountType", "IF(r.cud.id IS NOT NULL, 'Committed Use Discount', NULL)"),
+        ("CommitmentDiscountStatus", "IF(r.cr.cud_id IS NOT NULL, 'Used', NULL)"),
+        ("CommitmentDiscountType", "IF(r.cr.cud_id IS NOT NULL, 'Committed Use Discount', NULL)"),
         ("CommitmentDiscountUnit", "CAST(NULL AS STRING)"),
         ("ConsumedQuantity", f"IF({regular}, r.usage.amount, NULL)"),
         ("ConsumedUnit", f"IF({regular}, {_case('r.usage.unit', UNITS, 'r.usage.unit')}, NULL)"),
         ("ContractedCost", "r.cost"),
         ("ContractedUnitPrice", f"IF({regular}, r.price.effective_price, NULL)"),
-        ("EffectiveCost", "r.cost + r.credit_sum"),
+        ("EffectiveCost", _BILLED),
         # The export has no invoice number; Google issues one invoice per billing account
         # and invoice month, so that pair identifies the (provisional) invoice.
         ("InvoiceId", "CONCAT(r.billing_account_id, '/', r.invoice.month)"),
@@ -233,11 +241,11 @@ def _columns(version: str) -> list[tuple[str, str]]:
         ("ListUnitPrice", "CAST(NULL AS NUMERIC)"),
         (
             "PricingCategory",
-            f"IF({regular}, IF(r.cud.id IS NOT NULL, 'Committed', 'Standard'), NULL)",
+            f"IF({regular}, IF(r.cr.cud_id IS NOT NULL, 'Committed', 'Standard'), NULL)",
         ),
         ("PricingCurrency", "r.currency"),
         ("PricingCurrencyContractedUnitPrice", f"IF({regular}, r.price.effective_price, NULL)"),
-        ("PricingCurrencyEffectiveCost", "r.cost + r.credit_sum"),
+        ("PricingCurrencyEffectiveCost", _BILLED),
         ("PricingCurrencyListUnitPrice", "CAST(NULL AS NUMERIC)"),
         ("PricingQuantity", f"IF({regular}, r.usage.amount_in_pricing_units, NULL)"),
         (
@@ -305,11 +313,10 @@ def convert_sql(raw_table: str, focus_table: str, version: str = "1.2") -> str:
     select = ",\n  ".join(f"{expr} AS `{name}`" for name, expr in columns)
     source_window = WINDOW.format(start="raw.usage_start_time", export="raw.export_time")
     names = ", ".join(f"`{n}`" for n, _ in columns)
-    credit_sum = _CREDIT_SUM.replace("r.credits", "raw.credits")
-    cud = _CUD.replace("r.credits", "raw.credits")
+    credits = _CREDITS.replace("r.credits", "raw.credits")
     return (
         f"INSERT INTO {focus_table} ({names})\nSELECT\n  {select}\n"
-        f"FROM (\n  SELECT raw.*, {credit_sum} AS credit_sum, {cud} AS cud\n"
+        f"FROM (\n  SELECT raw.*, {credits} AS cr\n"
         f"  FROM {raw_table} AS raw\n"
         f"  WHERE raw.x_pipeline_id = @pipeline_id AND {source_window}\n) AS r"
     )
