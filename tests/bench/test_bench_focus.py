@@ -82,10 +82,12 @@ def test_bench_focus_conversion_of_a_million_rows(platform: Platform, emulator: 
     assert emulator.process is not None
     print()
     print(
-        f"BENCH focus extract   rows={rows:>9,}  {extract_s:6.1f} s  {rows / extract_s:>9,.0f} rows/s"
+        f"BENCH focus extract   rows={rows:>9,}  {extract_s:6.1f} s  "
+        f"{rows / extract_s:>9,.0f} rows/s"
     )
     print(
-        f"BENCH focus convert   rows={rows:>9,}  {convert_s:6.1f} s  {rows / convert_s:>9,.0f} rows/s"
+        f"BENCH focus convert   rows={rows:>9,}  {convert_s:6.1f} s  "
+        f"{rows / convert_s:>9,.0f} rows/s"
     )
     print(
         f"BENCH focus convert SELECT only (no write)  {select_s:6.1f} s  "
