@@ -89,6 +89,7 @@ def run_query(ctx: StepContext) -> StepResult:
             "column_mismatch", f"{params.target_table} has no column(s) {', '.join(missing)}"
         )
     date_filter = ""
+    kind: str | None = None
     if pc:
         kind = next((f.field_type for f in schema if f.name.lower() == pc.lower()), None)
         if kind not in _PARTITION_TYPES or pc.lower() not in {c.lower() for c in columns}:
@@ -111,10 +112,17 @@ def run_query(ctx: StepContext) -> StepResult:
             f"VALUES ({', '.join('S.' + _col(c) for c in columns)})"
         )
     done = step_query(ctx, sql, bound)
+    written = done.inserted_rows
+    if written is None and params.write_disposition == "WRITE_APPEND":
+        written = done.dml_affected_rows
+    elif written is None:
+        # A MERGE's affected rows count its deletes too, and the emulator has no
+        # DML stats: after a truncate the (date's) rows are exactly those inserted.
+        scope = f" WHERE {_date_is_run_date(_col(pc), kind)}" if pc else ""
+        counted = step_query(ctx, f"SELECT COUNT(*) AS n FROM {target}{scope}", bound)
+        written = int(counted.rows[0]["n"])
     return StepResult(
-        rows_processed=done.inserted_rows
-        if done.inserted_rows is not None
-        else done.dml_affected_rows,
+        rows_processed=written,
         bytes_billed=probe.bytes_billed + done.bytes_billed,
         message=f"{params.write_disposition} into {params.target_table}",
     )

@@ -32,6 +32,7 @@ _COLUMN_PATH = rf"^{_IDENT}(\.{_IDENT}){{0,3}}$"
 _TABLE = r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$"
 RUN_VALUES = {"${run_date}": "run_date", "${tenant_id}": "tenant_id"}
 Scalar = str | int | bool
+ColumnPath = Annotated[str, Field(pattern=_COLUMN_PATH)]
 
 
 class _Base(BaseModel):
@@ -40,7 +41,7 @@ class _Base(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     severity: Literal["fail", "warn"] = "fail"
     table: str = Field(pattern=_TABLE)
-    where: dict[str, Scalar] = Field(default_factory=dict)
+    where: dict[ColumnPath, Scalar] = Field(default_factory=dict)
 
 
 class RowCount(_Base):
@@ -51,12 +52,12 @@ class RowCount(_Base):
 
 class NotNull(_Base):
     kind: Literal["not_null"]
-    columns: list[Annotated[str, Field(pattern=_COLUMN_PATH)]] = Field(min_length=1)
+    columns: list[ColumnPath] = Field(min_length=1)
 
 
 class Unique(_Base):
     kind: Literal["unique"]
-    columns: list[Annotated[str, Field(pattern=_COLUMN_PATH)]] = Field(min_length=1)
+    columns: list[ColumnPath] = Field(min_length=1)
 
 
 class AcceptedValues(_Base):
@@ -74,7 +75,7 @@ class SumOf(BaseModel):
     column: str = Field(pattern=_COLUMN_PATH)
     # e.g. "credits.amount": adds the sum of every row's credits[].amount.
     plus_repeated: str | None = Field(default=None, pattern=rf"^{_IDENT}\.{_IDENT}$")
-    where: dict[str, Scalar] = Field(default_factory=dict)
+    where: dict[ColumnPath, Scalar] = Field(default_factory=dict)
 
 
 class Reconciliation(BaseModel):
