@@ -66,6 +66,9 @@ def test_queries_over_the_own_dataset_pass(sql: str) -> None:
         ("CALL acme.proc()", "only a SELECT"),
         ("DECLARE x INT64 DEFAULT 1", "only a SELECT"),
         ("BEGIN TRANSACTION", "only a SELECT"),
+        # Writes nested inside a query, which sqlglot would regenerate as DDL/DML.
+        ("SELECT * INTO acme.t2 FROM acme.t", "INTO is not allowed"),
+        ("WITH x AS (DELETE FROM acme.t WHERE TRUE RETURNING *) SELECT * FROM x", "DELETE"),
         # A second statement smuggled after the first.
         ("SELECT 1; DROP TABLE acme.t", "exactly one statement"),
         ("SELECT 1; SELECT 2", "exactly one statement"),
