@@ -14,7 +14,7 @@ Semantics (see also docs/decisions.md, "Pipelines"):
   transient=True, retryable google.api_core/BigQuery errors per
   `shared.platform.warehouse.is_retryable`, connection errors), after
   exponential backoff `retry_backoff_seconds * 2**(attempt-1)` (capped at 60 s).
-  Permanent errors and timeouts are never retried.
+  Permanent errors and timeouts (a non-transient StepError) are never retried.
 - Timeouts are per attempt. A Python thread can't be killed, so each attempt
   runs in its own daemon thread; if it outlives `timeout_seconds` the step is
   FAILED with code `timeout`, its stop event is set (`step_query` then cancels
@@ -259,7 +259,7 @@ class _Execution:
                     message=message,
                     code="cancelled",
                 )
-            if code != "timeout" and is_transient(error) and attempt <= spec.retries:
+            if is_transient(error) and attempt <= spec.retries:
                 delay = min(spec.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
                 log.warning(
                     "step %s attempt %d failed transiently (%s); retrying in %.1fs",
