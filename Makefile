@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-local.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: venv run test unit integration e2e bench lint fmt clean
+.PHONY: venv run demo test unit integration e2e bench lint fmt clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,9 @@ $(STAMP): requirements.txt requirements-local.txt
 
 run: venv ## start the embedded local stack in the foreground
 	$(PY) -m local.stack
+
+demo: venv ## GCP billing export -> FOCUS over the local stack (starts one unless running)
+	$(PY) -m local.demo
 
 test: venv ## the whole suite: unit, integration (emulator) and e2e (whole stack)
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/integration tests/e2e

@@ -25,6 +25,9 @@ from shared.pipelines.registry import StepType, StepTypeUnavailable, step_type
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PARAM_REF = "$param"
+# Parameters every config may carry, read by the platform (the scheduler), never
+# by steps: `run_date_lag_days` (shared/scheduling/trigger.py).
+PLATFORM_PARAMETERS = frozenset({"run_date_lag_days"})
 _NAME = r"^[a-z][a-z0-9_]{0,62}$"
 
 ParameterType = Literal["string", "integer", "number", "boolean", "list", "object"]
@@ -206,7 +209,7 @@ def resolve(
     registry: dict[str, StepType] | None = None,
 ) -> list[ResolvedStep]:
     """Fills every step's parameters from a config's; raises DefinitionError naming the problem."""
-    given = dict(parameters or {})
+    given = {k: v for k, v in (parameters or {}).items() if k not in PLATFORM_PARAMETERS}
     unknown = sorted(set(given) - set(pipeline.parameters))
     if unknown:
         raise DefinitionError(

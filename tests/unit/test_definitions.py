@@ -157,6 +157,9 @@ def test_resolve_fills_parameters_and_checks_them() -> None:
     pipeline = parse(PARAMETERIZED)
     (step,) = resolve(pipeline, {"table": "focus_cost"}, REGISTRY)  # type: ignore[arg-type]
     assert step.params == {"expectations": [{"kind": "row_count", "table": "focus_cost", "min": 1}]}
+    # The scheduler's own parameter is allowed on every pipeline and not given to steps.
+    (step,) = resolve(pipeline, {"table": "t", "run_date_lag_days": 0}, REGISTRY)  # type: ignore[arg-type]
+    assert "run_date_lag_days" not in str(step.params)
     with pytest.raises(DefinitionError, match="missing parameter 'table'"):
         resolve(pipeline, {}, REGISTRY)  # type: ignore[arg-type]
     with pytest.raises(DefinitionError, match="unknown parameter 'tabel'"):
@@ -169,6 +172,7 @@ def test_resolve_fills_parameters_and_checks_them() -> None:
 
 def test_validate_parameters_for_the_config_api() -> None:
     validate_parameters("dryrun", {})
+    validate_parameters("dryrun", {"run_date_lag_days": 2})
     validate_parameters("gcp_cost_billing", None)
     with pytest.raises(DefinitionError, match="no pipeline 'nope'"):
         validate_parameters("nope", {})
