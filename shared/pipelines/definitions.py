@@ -42,7 +42,15 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 
 
 class DefinitionError(ValueError):
-    """A definition or a config's parameters that can't run; the message names the culprit."""
+    """A definition or a config's parameters that can't run; the message names the culprit.
+
+    `field` is where in a config request the problem is (e.g. `parameters.sql`),
+    for the API's 422; None for problems of the definition itself.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ParameterSpec(BaseModel):
@@ -181,7 +189,9 @@ def _check_type(name: str, spec: ParameterSpec, value: Any) -> None:
     allowed = _PY_TYPES[spec.type]
     # bool is an int in Python; an integer parameter must not accept `true`.
     if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-        raise DefinitionError(f"parameter {name!r} must be of type {spec.type}")
+        raise DefinitionError(
+            f"parameter {name!r} must be of type {spec.type}", field=f"parameters.{name}"
+        )
 
 
 def _validate_step_params(step: StepDef, kind: StepType, params: dict[str, Any]) -> None:
@@ -191,7 +201,9 @@ def _validate_step_params(step: StepDef, kind: StepType, params: dict[str, Any])
     try:
         model.model_validate(params)
     except ValidationError as exc:
-        raise DefinitionError(f"step {step.name} ({step.type}): {_describe(exc)}") from None
+        raise DefinitionError(
+            f"step {step.name} ({step.type}): {_describe(exc)}", field="parameters"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -218,7 +230,8 @@ def resolve(
                 f"; it takes: {', '.join(sorted(pipeline.parameters))}"
                 if pipeline.parameters
                 else ""
-            )
+            ),
+            field=f"parameters.{unknown[0]}",
         )
     values: dict[str, Any] = {}
     for name, spec in pipeline.parameters.items():
@@ -226,7 +239,10 @@ def resolve(
             _check_type(name, spec, given[name])
             values[name] = given[name]
         elif spec.required:
-            raise DefinitionError(f"missing parameter {name!r} for pipeline {pipeline.id}")
+            raise DefinitionError(
+                f"missing parameter {name!r} for pipeline {pipeline.id}",
+                field=f"parameters.{name}",
+            )
         else:
             values[name] = spec.default
     steps = []
@@ -281,7 +297,8 @@ def load_template(pipeline_id: str, *, check_imports: bool = True) -> PipelineDe
     """A built-in template by id (cached: templates don't change while a process runs)."""
     if pipeline_id not in template_ids():
         raise DefinitionError(
-            f"no pipeline {pipeline_id!r}; built-ins: {', '.join(template_ids())}"
+            f"no pipeline {pipeline_id!r}; built-ins: {', '.join(template_ids())}",
+            field="pipeline",
         )
     path = TEMPLATES_DIR / f"{pipeline_id}.yaml"
     pipeline = parse_definition(
@@ -316,4 +333,6 @@ def validate_parameters(
             try:
                 validate_tenant_sql(str(step.params.get("sql", "")), dataset, project=project)
             except TenantSqlError as exc:
-                raise DefinitionError(f"step {step.spec.name}: sql: {exc}") from None
+                raise DefinitionError(
+                    f"step {step.spec.name}: sql: {exc}", field="parameters.sql"
+                ) from None

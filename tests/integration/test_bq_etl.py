@@ -4,6 +4,7 @@ SQL refused at run time even when the stored config was never checked."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from google.cloud import bigquery
 from shared.deps import Deps
 from shared.pipelines.context import PipelineOutcome, RunContext
 from shared.pipelines.executor import execute
+from tests.integration.conftest import Platform
 
 D1 = dt.date(2026, 11, 28)
 D2 = dt.date(2026, 11, 29)
@@ -170,3 +172,71 @@ def test_the_configs_own_checks_run_after_the_query(deps: Deps, datasets: tuple[
     )
     assert outcome.state == "SUCCEEDED", outcome
     assert [r.status for r in outcome.dq_results] == ["PASS", "WARN"]
+
+
+def test_through_the_config_api_and_the_runner_with_a_tampered_config(platform: Platform) -> None:
+    """The whole path: config API -> manual run -> runner -> executor -> logs in the run API.
+    Then the stored SQL is rewritten behind the API's back: the run-time check refuses it."""
+    from jobs.pipeline_runner import execute_run
+    from shared.deps import deps as current_deps
+
+    tenant = platform.onboarded()
+    key, dataset = tenant["api_key"], tenant["dataset_id"]
+    wh = platform.deps.warehouse
+    sql = "SELECT ${tenant_id} AS tenant, ${run_date} AS day, 42 AS answer"
+    body = {
+        "name": "my etl",
+        "pipeline": "bq_etl",
+        "schedule_cron": "0 3 * * *",
+        "parameters": {
+            "sql": sql,
+            "target_table": "answers",
+            "write_disposition": "WRITE_TRUNCATE",
+            "partition_column": "day",
+            "expectations": [{"kind": "row_count", "table": "answers", "min": 1, "max": 1}],
+        },
+    }
+    created = platform.tenant_call("pipelines", "POST", "/configs", key, json=body)
+    assert created.status_code == 201, created.get_json()
+    config_id = created.get_json()["config_id"]
+
+    def run_once() -> dict[str, Any]:
+        started = platform.tenant_call(
+            "pipelines",
+            "POST",
+            "/runs",
+            key,
+            json={"config_id": config_id, "run_date": "2026-11-29"},
+        )
+        assert started.status_code == 202, started.get_json()
+        [run_id] = started.get_json()["run_ids"]
+        execute_run(current_deps(), run_id)
+        return dict(platform.tenant_call("pipelines", "GET", f"/runs/{run_id}", key).get_json())
+
+    run = run_once()
+    assert run["state"] == "SUCCEEDED", run
+    assert [(s["step_name"], s["status"]) for s in run["steps"]] == [
+        ("transform", "SUCCEEDED"),
+        ("quality", "SUCCEEDED"),
+    ]
+    assert [(r["check_name"], r["status"]) for r in run["dq_results"]] == [
+        ("row_count:answers", "PASS")
+    ]
+    assert rows(platform.deps, dataset, "answers") == [
+        {"tenant": tenant["tenant_id"], "day": D2, "answer": 42}
+    ]
+
+    hostile = dict(
+        body["parameters"], sql=f"SELECT * FROM {wh.settings.central_dataset}.tenant_api_keys"
+    )
+    wh.execute(
+        f"UPDATE {wh.central('tenant_pipeline_configs')} SET parameters_json = @p "
+        "WHERE config_id = @c",
+        {"p": json.dumps(hostile), "c": config_id},
+    )
+    run = run_once()
+    assert run["state"] == "FAILED"
+    assert [(s["step_name"], s["status"], s["error_code"]) for s in run["steps"]] == [
+        ("transform", "FAILED", "sql_rejected"),
+        ("quality", "SKIPPED", None),
+    ]

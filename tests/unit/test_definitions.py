@@ -176,11 +176,15 @@ def test_validate_parameters_for_the_config_api() -> None:
     validate_parameters("gcp_cost_billing", None)
     with pytest.raises(DefinitionError, match="no pipeline 'nope'"):
         validate_parameters("nope", {})
-    with pytest.raises(DefinitionError, match="missing parameter 'sql'"):
+    with pytest.raises(DefinitionError, match="missing parameter 'sql'") as missing:
         validate_parameters("bq_etl", {"target_table": "out"})
+    assert missing.value.field == "parameters.sql"
     ok = {"sql": "SELECT x FROM t WHERE d = ${run_date}", "target_table": "out"}
     validate_parameters("bq_etl", ok, dataset="acme", project="convergence-test")
     bad = {**ok, "sql": "SELECT * FROM other.t"}
     validate_parameters("bq_etl", bad)  # without a dataset the SQL is not checked
-    with pytest.raises(DefinitionError, match=r"step transform: sql: table other\.t is outside"):
+    with pytest.raises(
+        DefinitionError, match=r"step transform: sql: table other\.t is outside"
+    ) as e:
         validate_parameters("bq_etl", bad, dataset="acme", project="convergence-test")
+    assert e.value.field == "parameters.sql"
