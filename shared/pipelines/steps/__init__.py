@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
@@ -80,7 +81,7 @@ def step_query(
         try:
             rows = job.result(timeout=POLL_SECONDS)
             break
-        except (TimeoutError, gexc.RetryError):
+        except (TimeoutError, gexc.RetryError, requests.exceptions.Timeout):
             # Still running (the client reports a slice's timeout either way).
             if job.done():
                 continue

@@ -123,7 +123,9 @@ class _Query:
     def table(self, table: str) -> str:
         return self.ctx.deps.warehouse.table(self.ctx.run.dataset_id, table)
 
-    def where(self, conditions: dict[str, Scalar]) -> str:
+    def where(self, conditions: dict[str, Scalar], alias: str | None = None) -> str:
+        """Equality filters, values bound; columns qualified by `alias` when given."""
+        prefix = f"{alias}." if alias else ""
         parts = []
         for column, value in conditions.items():
             if isinstance(value, str) and value in RUN_VALUES:
@@ -131,9 +133,9 @@ class _Query:
                     "run_date": self.ctx.run.run_date,
                     "tenant_id": self.ctx.run.tenant_id,
                 }[RUN_VALUES[value]]
-                parts.append(f"{_path(column)} = {self.bind(run_value)}")
+                parts.append(f"{prefix}{_path(column)} = {self.bind(run_value)}")
             else:
-                parts.append(f"{_path(column)} = {self.bind(value)}")
+                parts.append(f"{prefix}{_path(column)} = {self.bind(value)}")
         return (" WHERE " + " AND ".join(parts)) if parts else ""
 
     def run(self, sql: str) -> dict[str, Any]:
@@ -210,11 +212,20 @@ def _evaluate(ctx: StepContext, exp: Any) -> tuple[bool, str | None, str | None,
 
 def _sum_sql(q: _Query, side: SumOf) -> str:
     # COALESCE: an empty side sums to 0, so "no rows on both sides" reconciles.
-    total = f"COALESCE(SUM({_path(side.column)}), 0)"
+    table = q.table(side.table)
+    total = (
+        f"(SELECT COALESCE(SUM(base.{_path(side.column)}), 0) FROM {table} AS base"
+        f"{q.where(side.where, 'base')})"
+    )
     if side.plus_repeated:
+        # A join with the unnested record, not a subquery inside SUM(): plain
+        # GoogleSQL both engines run the same way. Filters stay on the base row.
         record, field = side.plus_repeated.split(".")
-        total += f" + COALESCE(SUM((SELECT SUM(x.`{field}`) FROM UNNEST(`{record}`) AS x)), 0)"
-    return f"SELECT {total} FROM {q.table(side.table)}{q.where(side.where)}"
+        total += (
+            f" + (SELECT COALESCE(SUM(item.`{field}`), 0) FROM {table} AS base, "
+            f"UNNEST(base.`{record}`) AS item{q.where(side.where, 'base')})"
+        )
+    return f"SELECT {total}"
 
 
 def _diff(row: dict[str, Any]) -> str:
