@@ -154,7 +154,7 @@ class _Execution:
                     if pending and not self._any_ready(pending):
                         # Unreachable for a validated DAG; never spin forever.
                         for name in pending:
-                            self._not_run(name, "unsatisfiable dependencies")
+                            self._not_run(name, None, "not run: unsatisfiable dependencies")
                         pending = []
                     continue
                 done, _ = wait(list(running.values()), timeout=_TICK, return_when=FIRST_COMPLETED)
@@ -203,14 +203,16 @@ class _Execution:
             elif all(s == "SUCCEEDED" for s in deps_status.values()) and (
                 len(running) < self.pipeline.max_parallel
             ):
-                running[name] = pool.submit(self._run_step, name)
+                running[name] = pool.submit(self._run_step_safely, name)
             else:
                 still.append(name)
         return still
 
-    def _not_run(self, name: str, failed_step: str | None) -> None:
+    def _not_run(self, name: str, failed_step: str | None, reason: str | None = None) -> None:
         now = self.deps.clock()
-        if failed_step is None:
+        if reason is not None:
+            entry = StepLog(name, "SKIPPED", now, now, reason)
+        elif failed_step is None:
             entry = StepLog(name, "CANCELLED", now, now, "not run: the run was cancelled")
         else:
             entry = StepLog(name, "SKIPPED", now, now, f"not run: step {failed_step} failed")
@@ -236,6 +238,22 @@ class _Execution:
         return outcome
 
     # -- one step -----------------------------------------------------------
+    def _run_step_safely(self, name: str) -> _StepOutcome:
+        """A bug in the executor itself fails the step, never the whole run loop."""
+        started = self.deps.clock()
+        try:
+            return self._run_step(name)
+        except Exception as exc:
+            log.error("executor error in step %s: %s", name, type(exc).__name__)
+            return self._ended(
+                name,
+                status="FAILED",
+                started=started,
+                attempts=1,
+                message=f"internal error ({type(exc).__name__})",
+                code="internal_error",
+            )
+
     def _run_step(self, name: str) -> _StepOutcome:
         step = self.steps[name]
         spec = step.spec
