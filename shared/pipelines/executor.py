@@ -25,7 +25,9 @@ Semantics (see also docs/decisions.md, "Pipelines"):
   ends CANCELLED. A running step that ignores its stop event is abandoned after
   `CANCEL_GRACE_SECONDS`.
 - A step that returns any DqResult with status FAIL is FAILED (`dq_failed`);
-  its results are reported either way. WARN results don't fail it.
+  its results are reported either way. WARN results don't fail it. A step may
+  also raise a StepError that carries `dq_results` (a list of DqResult): the
+  step fails with the error's code and those results are reported too.
 - The executor never writes logs or DQ rows itself: it returns them in the
   outcome and the runner writes them in one batch each.
 """
@@ -131,6 +133,8 @@ class _Execution:
         self.functions = functions
         self.step_stops = {name: threading.Event() for name in self.order}
         self.outcomes: dict[str, _StepOutcome] = {}
+        # DqResults riding on a step's last error (see `_carried_dq_results`).
+        self._carried_dq: dict[str, list[DqResult]] = {}
 
     # -- scheduling -------------------------------------------------------
     def run(self) -> PipelineOutcome:
@@ -268,6 +272,7 @@ class _Execution:
                 assert result is not None
                 return self._succeeded(name, started, attempt, result)
             code, message = _describe(error)
+            self._carried_dq[name] = _carried_dq_results(error)
             if self.stop.is_set() and (code == "cancelled" or step_stop.is_set()):
                 return self._ended(
                     name,
@@ -371,7 +376,15 @@ class _Execution:
     ) -> _StepOutcome:
         entry = StepLog(name, status, started, self.deps.clock(), message, attempts=attempts)
         entry.error_code = code
-        return _StepOutcome(entry)
+        return _StepOutcome(entry, self._carried_dq.pop(name, []))
+
+
+def _carried_dq_results(error: BaseException) -> list[DqResult]:
+    """DqResults a failing step attached to its error (e.g. focus.check's DqFailed)."""
+    carried = getattr(error, "dq_results", None)
+    if isinstance(carried, list) and all(isinstance(r, DqResult) for r in carried):
+        return list(carried)
+    return []
 
 
 def _describe(error: BaseException) -> tuple[str, str]:

@@ -78,7 +78,8 @@ STEP_TYPES: dict[str, StepType] = {
         # The GCP billing export -> FOCUS steps (their own modules, another owner).
         StepType("gcp_billing.extract", f"{_STEPS}.gcp_billing:extract"),
         StepType("focus.convert_gcp", f"{_STEPS}.focus:convert_gcp", writes=True),
-        StepType("focus.check_gcp", f"{_STEPS}.focus:check_gcp"),
+        # The exact FOCUS proofs of a run's window (reconciliation, nulls, enums).
+        StepType("focus.check", f"{_STEPS}.focus:check_gcp"),
     )
 }
 

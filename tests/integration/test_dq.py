@@ -1,5 +1,5 @@
-"""`dq.check` on the emulator: each expectation kind, severities, and the gcp_cost_billing
-template's own checks (exact reconciliation of BilledCost with cost + credits)."""
+"""`dq.check` on the emulator: each expectation kind, severities, and the FOCUS proofs written
+as expectations (exact reconciliation of BilledCost with cost + credits, nulls, enumerations)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import yaml
 
 from shared.deps import Deps
 from shared.pipelines.context import PipelineOutcome, RunContext
-from shared.pipelines.definitions import load_template, parse_definition
+from shared.pipelines.definitions import parse_definition
 from shared.pipelines.executor import execute
 from shared.platform.warehouse import Typed
 
@@ -113,12 +114,9 @@ def _execute(deps: Deps, dataset: str, pipeline: Any) -> PipelineOutcome:
 
 
 def template_quality(deps: Deps, dataset: str) -> PipelineOutcome:
-    """Only the gcp_cost_billing template's DQ step, exactly as the template declares it."""
-    step = load_template("gcp_cost_billing", check_imports=False).step("quality")
-    text = yaml.safe_dump(
-        {"id": "quality_only", "steps": [step.model_dump(exclude={"depends_on"})]}
-    )
-    return _execute(deps, dataset, parse_definition(text))
+    """The FOCUS proofs written as dq.check expectations (dq_focus_expectations.yaml)."""
+    data = yaml.safe_load((Path(__file__).parent / "dq_focus_expectations.yaml").read_text())
+    return run_dq(deps, dataset, data["expectations"])
 
 
 def by_name(outcome: PipelineOutcome) -> dict[str, Any]:
@@ -135,7 +133,7 @@ def seed_consistent(deps: Deps, dataset: str) -> None:
     add_raw(deps, dataset, OTHER_DAY, "5", [])
 
 
-def test_the_templates_checks_pass_on_consistent_focus_rows(deps: Deps, dataset: str) -> None:
+def test_the_focus_checks_pass_on_consistent_focus_rows(deps: Deps, dataset: str) -> None:
     seed_consistent(deps, dataset)
     outcome = template_quality(deps, dataset)
     assert outcome.state == "SUCCEEDED", [

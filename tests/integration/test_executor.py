@@ -27,7 +27,17 @@ EVENTS: dict[str, Any] = {}
 
 
 def registry() -> dict[str, StepType]:
-    names = ("ok", "flaky", "permanent", "bq_flaky", "sleepy", "barrier", "dq_fail", "dq_warn")
+    names = (
+        "ok",
+        "flaky",
+        "permanent",
+        "bq_flaky",
+        "sleepy",
+        "barrier",
+        "dq_fail",
+        "dq_warn",
+        "dq_raise",
+    )
     types = {n: StepType(n, f"{HERE}:step_{n}") for n in names}
     types["bad_sql"] = StepType("bad_sql", f"{HERE}:step_bad_sql")
     types["writer"] = StepType("writer", f"{HERE}:step_writer", writes=True)
@@ -101,6 +111,25 @@ def step_dq_fail(ctx: StepContext) -> StepResult:
 
 def step_dq_warn(ctx: StepContext) -> StepResult:
     return _dq(ctx, "WARN")
+
+
+class CarriedDqError(StepError):
+    """Like focus.check's DqFailed: a failure that carries its DqResults."""
+
+    def __init__(self, results: list[DqResult]) -> None:
+        super().__init__("dq_failed", "2 checks, 1 failed")
+        self.dq_results = results
+
+
+def step_dq_raise(ctx: StepContext) -> StepResult:
+    _count(ctx)
+    now = ctx.deps.clock()
+    raise CarriedDqError(
+        [
+            DqResult(ctx.step_name, "reconciliation", "FAIL", now, "1.000000001", "1"),
+            DqResult(ctx.step_name, "row_count", "PASS", now, "2", "2"),
+        ]
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -318,6 +347,16 @@ def test_a_failed_dq_result_fails_the_step_and_the_run_with_results_kept(
         ("check", "FAIL"),
     ]
     assert CALLS["check"] == 1  # a data problem is not transient
+
+
+def test_dq_results_carried_by_a_failing_step_are_kept(deps: Deps, dataset: str) -> None:
+    outcome = go(deps, dataset, definition("{name: check, type: dq_raise, retries: 2}"))
+    assert (outcome.state, outcome.error_code) == ("FAILED", "dq_failed")
+    assert [(r.check_name, r.status) for r in outcome.dq_results] == [
+        ("reconciliation", "FAIL"),
+        ("row_count", "PASS"),
+    ]
+    assert CALLS == {"check": 1}
 
 
 def test_step_queries_carry_labels_and_the_byte_cap(deps: Deps, dataset: str) -> None:

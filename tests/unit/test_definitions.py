@@ -43,7 +43,7 @@ def test_built_in_templates_load_and_are_the_executor_ids() -> None:
     assert [(s.name, s.type, s.depends_on) for s in gcp.steps] == [
         ("extract", "gcp_billing.extract", []),
         ("convert", "focus.convert_gcp", ["extract"]),
-        ("quality", "dq.check", ["convert"]),
+        ("quality", "focus.check", ["convert"]),
     ]
 
 
