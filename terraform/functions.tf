@@ -4,7 +4,7 @@ locals {
   # The archive holds what main.py imports and requirements.txt; never tests,
   # the local stack, Terraform, virtualenvs or local data.
   source_excludes = [
-    ".git/**", ".venv/**", ".venv-checkov/**", ".local/**", ".pytest_cache/**",
+    ".git/**", ".venv/**", ".venv-infra/**", ".local/**", ".pytest_cache/**",
     ".mypy_cache/**", ".ruff_cache/**", "**/__pycache__/**",
     "tests/**", "local/**", "terraform/**", "docs/**",
     "Dockerfile", ".dockerignore", "Makefile", "requirements-local.txt", "requirements-infra.txt",
