@@ -109,14 +109,16 @@ resource "google_cloudfunctions2_function" "function" {
   ]
 }
 
-# gen2 functions are Cloud Run services: invoking one needs run.invoker on its service.
+# gen2 functions are Cloud Run services of the same name: invoking one needs run.invoker on it.
 resource "google_cloud_run_service_iam_member" "invoker" {
   for_each = local.function_invokers
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.function[each.value.function].service_config[0].service
+  service  = google_cloudfunctions2_function.function[each.value.function].name
   role     = "roles/run.invoker"
   member   = each.value.member
+  # Members name service accounts by their computed email; make sure they exist.
+  depends_on = [google_service_account.sa]
 }
 
 resource "google_cloud_run_service_iam_member" "public" {
@@ -124,7 +126,7 @@ resource "google_cloud_run_service_iam_member" "public" {
   for_each = toset(local.public_functions)
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.function[each.value].service_config[0].service
+  service  = google_cloudfunctions2_function.function[each.value].name
   role     = "roles/run.invoker"
   member   = "allUsers"
 }

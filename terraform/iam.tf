@@ -16,6 +16,8 @@ locals {
   }
   # Service account ids are at most 30 characters: "stripe_webhook" is the one long name.
   service_account_ids = { for name, _ in local.service_accounts : name => "${var.prefix}-${replace(name == "stripe_webhook" ? "stripe" : name, "_", "-")}" }
+  # Known at plan time, so bindings that name a service account can be for_each keys.
+  service_account_emails = { for name, id in local.service_account_ids : name => "${id}@${var.project_id}.iam.gserviceaccount.com" }
 
   # Custom roles hold exactly the permissions the code's calls need (see docs/decisions.md).
   custom_roles = {

@@ -66,7 +66,7 @@ locals {
     # Only Cloud Scheduler's service account (OIDC); the admin key keeps the local path.
     trigger = {
       description     = "Scheduler tick: admit due pipelines, enqueue runs, reap stale runs."
-      invokers        = ["serviceAccount:${google_service_account.sa["scheduler"].email}"]
+      invokers        = ["serviceAccount:${local.service_account_emails["scheduler"]}"]
       secrets         = ["ADMIN_API_KEY"]
       timeout_seconds = 300
     }

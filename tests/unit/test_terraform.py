@@ -313,7 +313,9 @@ def test_frontend_invokers_refuse_public_principals() -> None:
 
 def test_the_trigger_answers_only_the_scheduler_and_admin_only_operators() -> None:
     functions = local("functions")
-    assert functions["trigger"]["invokers"] == [f"serviceAccount:{sa_email('scheduler')}"]
+    assert functions["trigger"]["invokers"] == [
+        'serviceAccount:${local.service_account_emails["scheduler"]}'
+    ]
     assert functions["admin"]["invokers"] == ["${var.operator_group}"]
     assert functions["onboard"]["invokers"] == ["${var.operator_group}"]
     for name in ("credentials", "pipelines", "quota"):
@@ -549,6 +551,13 @@ def test_each_function_and_the_job_runs_as_its_own_service_account() -> None:
     assert {"runner", "tasks", "scheduler"} <= accounts
     ids = local("service_account_ids")
     assert "${var.prefix}" in ids
+    account = resource("google_service_account", "sa")
+    assert account["account_id"] == "${local.service_account_ids[each.key]}"
+    # Emails computed at plan time (for_each keys) follow the same ids.
+    assert local("service_account_emails").replace(" ", "") == (
+        "${{forname,idinlocal.service_account_ids:name=>"
+        '"${id}@${var.project_id}.iam.gserviceaccount.com"}}'
+    )
 
 
 # ---------------------------------------------------------------- style and environments
