@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.errors import ApiError
 from shared.http import ApiRequest, Reply, Routes
+from shared.platform.errors import ApiError
 
 
 def pending_routes(capability: str) -> Routes:

@@ -10,13 +10,13 @@ import flask
 import functions_framework
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import stripe_events, tenants
-from shared.bootstrap import bootstrap_central
-from shared.errors import conflict, unprocessable
 from shared.http import ApiRequest, Reply, Routes, require_admin, serve
-from shared.identifiers import require_tenant_id
-from shared.plans import PlanName
-from shared.schemas import SchemaError
+from shared.platform.bootstrap import bootstrap_central
+from shared.platform.errors import conflict, unprocessable
+from shared.platform.identifiers import require_tenant_id
+from shared.platform.schemas import SchemaError
+from shared.tenancy import lifecycle, profiles, stripe_events
+from shared.tenancy.plans import PlanName
 
 routes = Routes()
 _SESSION_ID_RE = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
@@ -81,20 +81,20 @@ def bootstrap(request: ApiRequest) -> Reply:
 
 @routes.route("/tenants/<tenant_id>", methods=["GET"])
 def get_tenant(request: ApiRequest) -> Reply:
-    return Reply(tenants.tenant_status(request.deps, _tenant(request)))
+    return Reply(lifecycle.tenant_status(request.deps, _tenant(request)))
 
 
 @routes.route("/tenants/<tenant_id>/suspend", methods=["POST"])
 def suspend(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = _options(request, StatusChange)
-    changed = tenants.set_status(
+    changed = lifecycle.set_status(
         request.deps,
         tenant_id,
         "SUSPENDED",
         reason=body.reason,
         actor="admin",
-        allowed_from=tenants.ACTIVE_STATUSES,
+        allowed_from=profiles.ACTIVE_STATUSES,
     )
     return _status_reply(request, tenant_id, changed)
 
@@ -103,12 +103,12 @@ def suspend(request: ApiRequest) -> Reply:
 def reactivate(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = _options(request, StatusChange)
-    profile = tenants.require_profile(request.deps.warehouse, tenant_id)
+    profile = profiles.require_profile(request.deps.warehouse, tenant_id)
     if profile["status"] in ("CANCELLED", "DELETED"):
         raise conflict(
             f"tenant is {profile['status'].lower()}; only a new subscription can restore it"
         )
-    changed = tenants.set_status(
+    changed = lifecycle.set_status(
         request.deps,
         tenant_id,
         "ACTIVE",
@@ -120,7 +120,7 @@ def reactivate(request: ApiRequest) -> Reply:
 
 
 def _status_reply(request: ApiRequest, tenant_id: str, changed: bool) -> Reply:
-    profile = tenants.require_profile(request.deps.warehouse, tenant_id)
+    profile = profiles.require_profile(request.deps.warehouse, tenant_id)
     return Reply({"tenant_id": tenant_id, "status": profile["status"], "changed": changed})
 
 
@@ -128,7 +128,7 @@ def _status_reply(request: ApiRequest, tenant_id: str, changed: bool) -> Reply:
 def change_plan(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = request.model(PlanChange)
-    limits = tenants.change_plan(request.deps, tenant_id, body.plan, actor="admin")
+    limits = lifecycle.change_plan(request.deps, tenant_id, body.plan, actor="admin")
     return Reply({"tenant_id": tenant_id, **limits})
 
 
@@ -136,7 +136,7 @@ def change_plan(request: ApiRequest) -> Reply:
 def rotate_key(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = _options(request, RotateRequest)
-    result = tenants.rotate_key(
+    result = lifecycle.rotate_key(
         request.deps, tenant_id, dt.timedelta(seconds=body.overlap_seconds), actor="admin"
     )
     return Reply(result, status=201)
@@ -145,7 +145,9 @@ def rotate_key(request: ApiRequest) -> Reply:
 @routes.route("/tenants/<tenant_id>/keys/<key_id>/revoke", methods=["POST"])
 def revoke_key(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
-    return Reply(tenants.revoke_key(request.deps, tenant_id, request.args["key_id"], actor="admin"))
+    return Reply(
+        lifecycle.revoke_key(request.deps, tenant_id, request.args["key_id"], actor="admin")
+    )
 
 
 @routes.route("/tenants/<tenant_id>/offboard", methods=["POST"])
@@ -156,7 +158,7 @@ def offboard(request: ApiRequest) -> Reply:
         raise unprocessable(
             "confirmation_mismatch", "confirm must repeat the tenant id", field="confirm"
         )
-    return Reply(tenants.offboard(request.deps, tenant_id, body.retain_days, actor="admin"))
+    return Reply(lifecycle.offboard(request.deps, tenant_id, body.retain_days, actor="admin"))
 
 
 @routes.route("/key-reveals/<session_id>", methods=["POST"])
@@ -180,7 +182,7 @@ def enforce_grace(request: ApiRequest) -> Reply:
 def purge(request: ApiRequest) -> Reply:
     """Deletes datasets of offboarded tenants whose retention has passed (idempotent)."""
     require_admin(request)
-    return Reply({"datasets_deleted_for": tenants.purge_expired_datasets(request.deps)})
+    return Reply({"datasets_deleted_for": lifecycle.purge_expired_datasets(request.deps)})
 
 
 @functions_framework.http

@@ -5,16 +5,16 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared import credentials as vault
-from shared import provider_configs
-from shared.credential_validation import (
+from shared.http import ApiRequest, Reply, Routes, require_tenant, serve
+from shared.vault import credentials as vault
+from shared.vault import provider_configs
+from shared.vault.credential_validation import (
     CreateCredentialRequest,
     CredentialValidator,
     RotateCredentialRequest,
     validator_for,
 )
-from shared.http import ApiRequest, Reply, Routes, require_tenant, serve
-from shared.provider_configs import CreateProviderConfigRequest, ProviderConfigFields
+from shared.vault.provider_configs import CreateProviderConfigRequest, ProviderConfigFields
 
 routes = Routes()
 

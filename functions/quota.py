@@ -5,17 +5,17 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared import tenants
 from shared.http import ApiRequest, Reply, Routes, require_tenant, serve
-from shared.quota import quota_report
+from shared.tenancy import profiles
+from shared.tenancy.quota import quota_report
 
 routes = Routes()
 
 
 def _report(request: ApiRequest, tenant_id: str) -> Reply:
     warehouse = request.deps.warehouse
-    subscription = tenants.get_subscription(warehouse, tenant_id) or {}
-    usage = tenants.get_usage(warehouse, tenant_id) or {}
+    subscription = profiles.get_subscription(warehouse, tenant_id) or {}
+    usage = profiles.get_usage(warehouse, tenant_id) or {}
     body = {"tenant_id": tenant_id, **quota_report(subscription, usage, request.deps.clock())}
     return Reply(body)
 

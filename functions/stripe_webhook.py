@@ -5,8 +5,8 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared import stripe_events
 from shared.http import ApiRequest, Reply, Routes, serve
+from shared.tenancy import stripe_events
 
 routes = Routes()
 

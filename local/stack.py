@@ -18,7 +18,7 @@ from typing import Any
 from werkzeug.serving import make_server
 
 from local.emulator import Emulator
-from shared.secrets import ADMIN_API_KEY, API_KEY_PEPPER, STRIPE_WEBHOOK_SECRET
+from shared.platform.secrets import ADMIN_API_KEY, API_KEY_PEPPER, STRIPE_WEBHOOK_SECRET
 
 log = logging.getLogger("local.stack")
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 from google.cloud import bigquery
 
-from shared.api_keys import AuthCache
-from shared.crypto import Crypto, crypto_from
-from shared.schemas import SchemaCatalog, load_catalog
-from shared.secrets import Secrets, secrets_from
-from shared.settings import Settings, get_settings
-from shared.warehouse import Warehouse, bigquery_client
+from shared.platform.schemas import SchemaCatalog, load_catalog
+from shared.platform.secrets import Secrets, secrets_from
+from shared.platform.settings import Settings, get_settings
+from shared.platform.warehouse import Warehouse, bigquery_client
+from shared.tenancy.api_keys import AuthCache
+from shared.vault.crypto import Crypto, crypto_from
 
 
 def utc_now() -> dt.datetime:

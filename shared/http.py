@@ -19,11 +19,11 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from shared.api_keys import Principal, authenticate_key
 from shared.deps import Deps, deps
-from shared.errors import ApiError, bad_request, forbidden, unauthorized
-from shared.logs import configure_logging, request_id_var, trace_var
-from shared.secrets import ADMIN_API_KEY, API_KEY_PEPPER, require
+from shared.platform.errors import ApiError, bad_request, forbidden, unauthorized
+from shared.platform.logs import configure_logging, request_id_var, trace_var
+from shared.platform.secrets import ADMIN_API_KEY, API_KEY_PEPPER, require
+from shared.tenancy.api_keys import Principal, authenticate_key
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,14 @@ from google.cloud import bigquery
 
 from local.emulator import Emulator, free_port
 from shared.deps import Deps, use_deps
-from shared.secrets import ADMIN_API_KEY, API_KEY_PEPPER, STRIPE_WEBHOOK_SECRET, StaticSecrets
-from shared.settings import Settings
-from shared.warehouse import bigquery_client
+from shared.platform.secrets import (
+    ADMIN_API_KEY,
+    API_KEY_PEPPER,
+    STRIPE_WEBHOOK_SECRET,
+    StaticSecrets,
+)
+from shared.platform.settings import Settings
+from shared.platform.warehouse import bigquery_client
 
 TEST_PROJECT = "convergence-test"
 ADMIN_KEY = "adm_test_" + uuid.uuid4().hex

@@ -9,8 +9,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-from shared.bootstrap import bootstrap_central
 from shared.deps import Deps, use_deps
+from shared.platform.bootstrap import bootstrap_central
 from tests.integration.conftest import Platform
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from local.emulator import free_port
-from shared.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT
 
 
 @dataclass

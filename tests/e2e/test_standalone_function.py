@@ -12,7 +12,7 @@ import pytest
 
 from local.emulator import free_port
 from main import FUNCTION_NAMES
-from shared.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT
 from tests.e2e.stack import call
 
 

@@ -13,9 +13,9 @@ import pytest
 from flask.testing import FlaskClient
 from google.api_core import exceptions as gexc
 
-from shared.bootstrap import bootstrap_central
 from shared.deps import Deps, use_deps
-from shared.settings import REPO_ROOT
+from shared.platform.bootstrap import bootstrap_central
+from shared.platform.settings import REPO_ROOT
 from tests.conftest import ADMIN_KEY
 
 MAIN = str(REPO_ROOT / "main.py")

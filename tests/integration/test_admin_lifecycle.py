@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from shared.credentials import CredentialUnavailable, decrypt_credential
-from shared.crypto import DecryptionError, credential_aad
+from shared.vault.credentials import CredentialUnavailable, decrypt_credential
+from shared.vault.crypto import DecryptionError, credential_aad
 from tests.credential_samples import create_body
 from tests.integration.conftest import Platform, onboarding_payload
 

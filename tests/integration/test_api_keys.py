@@ -8,9 +8,9 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from shared.api_keys import AuthCache
 from shared.deps import Deps, use_deps
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from shared.tenancy.api_keys import AuthCache
 from tests.integration.conftest import Platform
 
 

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from google.cloud import bigquery
 
 from shared.deps import Deps, use_deps
-from shared.schemas import CENTRAL_TABLES, load_catalog
-from shared.settings import REPO_ROOT
+from shared.platform.schemas import CENTRAL_TABLES, load_catalog
+from shared.platform.settings import REPO_ROOT
 from tests.conftest import ADMIN_KEY
 
 MAIN = str(REPO_ROOT / "main.py")

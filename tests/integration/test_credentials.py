@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from shared import credentials as vault
-from shared.credential_validation import CreateCredentialRequest, validate_secret
-from shared.crypto import DecryptionError
 from shared.deps import use_deps
-from shared.logs import CloudLoggingFormatter, configure_logging
+from shared.platform.logs import CloudLoggingFormatter, configure_logging
+from shared.vault import credentials as vault
+from shared.vault.credential_validation import CreateCredentialRequest, validate_secret
+from shared.vault.crypto import DecryptionError
 from tests.credential_samples import (
     anthropic_key,
     aws_key,

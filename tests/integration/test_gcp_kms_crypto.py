@@ -11,7 +11,7 @@ import grpc
 import pytest
 from google.api_core import exceptions as api_errors
 
-from shared.crypto import (
+from shared.vault.crypto import (
     DecryptionError,
     GcpKmsCrypto,
     KmsAead,

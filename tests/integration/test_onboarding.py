@@ -11,10 +11,10 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from shared import tenant_dataset
-from shared.api_keys import KEY_RE
 from shared.deps import Deps, use_deps
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from shared.tenancy import tenant_dataset
+from shared.tenancy.api_keys import KEY_RE
 from tests.integration.conftest import Platform, new_tenant_id, onboarding_payload
 
 
@@ -65,8 +65,9 @@ def test_the_tenant_views_show_only_the_tenants_own_log_rows(platform: Platform)
     for tenant in (a, b):
         wh.execute(
             f"INSERT INTO {wh.central('tenant_pipeline_runs')} "
-            "(run_id, tenant_id, pipeline_id, state, created_at) "
-            "VALUES (@r, @t, 'p1', 'QUEUED', CURRENT_TIMESTAMP())",
+            "(run_id, tenant_id, config_id, pipeline, state, trigger, run_date, attempt, "
+            "created_at) VALUES (@r, @t, 'p1', 'dryrun', 'QUEUED', 'MANUAL', CURRENT_DATE(), 1, "
+            "CURRENT_TIMESTAMP())",
             {"r": "run_" + tenant["tenant_id"], "t": tenant["tenant_id"]},
         )
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.errors import ApiError
-from shared.secrets import ADMIN_API_KEY, API_KEY_PEPPER, SecretManagerSecrets, require
+from shared.platform.errors import ApiError
+from shared.platform.secrets import ADMIN_API_KEY, API_KEY_PEPPER, SecretManagerSecrets, require
 from tests.fakes.secret_manager import FakeSecretManager
 
 PROJECT = "convergence-prod"

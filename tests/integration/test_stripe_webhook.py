@@ -14,11 +14,11 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from shared import tenants
 from shared.deps import Deps, use_deps
-from shared.plans import PLANS
-from shared.secrets import STRIPE_WEBHOOK_SECRET
-from shared.settings import Settings
+from shared.platform.secrets import STRIPE_WEBHOOK_SECRET
+from shared.platform.settings import Settings
+from shared.tenancy import lifecycle
+from shared.tenancy.plans import PLANS
 from tests.conftest import TEST_SECRETS
 from tests.integration.conftest import Platform, new_tenant_id
 from tests.integration.test_onboarding import FailingOnce, central_rows
@@ -406,7 +406,7 @@ def test_the_plan_update_itself_refuses_an_event_older_than_the_last_applied(
 ) -> None:
     tenant_id, _ = provisioned(platform)
     now = platform.deps.clock()
-    newer = tenants.apply_stripe_plan(
+    newer = lifecycle.apply_stripe_plan(
         platform.deps,
         tenant_id,
         PLANS["SCALE"],
@@ -415,7 +415,7 @@ def test_the_plan_update_itself_refuses_an_event_older_than_the_last_applied(
         current_period_end=None,
     )
 
-    older = tenants.apply_stripe_plan(
+    older = lifecycle.apply_stripe_plan(
         platform.deps,
         tenant_id,
         PLANS["STARTER"],

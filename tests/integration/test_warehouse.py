@@ -11,7 +11,7 @@ import pytest
 from google.cloud import bigquery
 
 from shared.deps import Deps
-from shared.identifiers import InvalidIdentifier
+from shared.platform.identifiers import InvalidIdentifier
 
 
 @pytest.fixture

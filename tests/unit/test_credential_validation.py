@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from shared.credential_validation import (
+from shared.http import parse_model
+from shared.platform.errors import ApiError
+from shared.vault.credential_validation import (
     CreateCredentialRequest,
     FormatValidator,
     LiveValidator,
@@ -15,9 +17,7 @@ from shared.credential_validation import (
     validate_secret,
     validator_for,
 )
-from shared.errors import ApiError
-from shared.http import parse_model
-from shared.provider_configs import CreateProviderConfigRequest
+from shared.vault.provider_configs import CreateProviderConfigRequest
 from tests.credential_samples import (
     anthropic_key,
     aws_key,

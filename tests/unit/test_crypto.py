@@ -11,7 +11,7 @@ import google.auth
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from shared.crypto import (
+from shared.vault.crypto import (
     DecryptionError,
     GcpKmsCrypto,
     LocalKeysetCrypto,

@@ -13,9 +13,9 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.deps import Deps, use_deps
-from shared.errors import ApiError
 from shared.http import ApiRequest, Reply, Routes, require_admin, serve
-from shared.secrets import ADMIN_API_KEY, StaticSecrets
+from shared.platform.errors import ApiError
+from shared.platform.secrets import ADMIN_API_KEY, StaticSecrets
 from tests.conftest import make_settings
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import ApiError
-from shared.identifiers import (
+from shared.platform.errors import ApiError
+from shared.platform.identifiers import (
     InvalidIdentifier,
     quote_table,
     require_tenant_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from shared.logs import CloudLoggingFormatter, redact, request_id_var, trace_var
+from shared.platform.logs import CloudLoggingFormatter, redact, request_id_var, trace_var
 
 
 def _format(message: str, **extra: object) -> dict[str, object]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.schemas import CENTRAL_TABLES, SchemaError, load_catalog, load_table_spec
-from shared.settings import REPO_ROOT
+from shared.platform.schemas import CENTRAL_TABLES, SchemaError, load_catalog, load_table_spec
+from shared.platform.settings import REPO_ROOT
 
 SCHEMAS = REPO_ROOT / "schemas"
 ARCHITECTURE_TABLES = {
@@ -130,5 +130,5 @@ def test_a_table_spec_converts_to_a_bigquery_table_with_its_layout() -> None:
 
     assert table.time_partitioning.field == "created_at"
     assert table.time_partitioning.type_ == "DAY"
-    assert table.clustering_fields == ["tenant_id", "pipeline_id", "state"]
-    assert [f.name for f in table.schema][:3] == ["run_id", "tenant_id", "pipeline_id"]
+    assert table.clustering_fields == ["tenant_id", "state", "config_id"]
+    assert [f.name for f in table.schema][:3] == ["run_id", "tenant_id", "config_id"]

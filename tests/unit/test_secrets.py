@@ -8,7 +8,7 @@ import google.auth
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from shared.secrets import EnvSecrets, SecretManagerSecrets, secrets_from
+from shared.platform.secrets import EnvSecrets, SecretManagerSecrets, secrets_from
 from tests.conftest import make_settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.settings import Settings
+from shared.platform.settings import Settings
 
 
 def test_frontend_origins_are_split_from_a_comma_separated_env_var(

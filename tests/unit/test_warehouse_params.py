@@ -9,7 +9,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from shared.warehouse import Typed, is_retryable, job_labels, query_config, to_parameter
+from shared.platform.warehouse import Typed, is_retryable, job_labels, query_config, to_parameter
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ CENTRAL_TABLES = (
     "tenant_webhook_events",
     "tenant_audit_log",
     "tenant_key_reveals",
+    "tenant_run_heartbeats",
 )
 
 FieldType = Literal[

@@ -9,8 +9,8 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from shared.schemas import SchemaCatalog, TableSpec
-from shared.warehouse import Warehouse
+from shared.platform.schemas import SchemaCatalog, TableSpec
+from shared.platform.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
-from shared.identifiers import quote_table
-from shared.settings import Settings
+from shared.platform.identifiers import quote_table
+from shared.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 

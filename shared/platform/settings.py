@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _DATASET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 
@@ -69,6 +69,37 @@ class Settings(BaseSettings):
     # Seconds a query job may run before the client gives up on it.
     bq_job_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="BQ_JOB_TIMEOUT")
 
+    # --- scheduling and dispatch
+    # How admitted runs reach the runner: Cloud Tasks -> Cloud Run Admin API
+    # jobs.run in production, a durable queue in the data dir locally.
+    dispatch_backend: Literal["local", "cloud_tasks"] = Field(
+        default="local", validation_alias="DISPATCH_BACKEND"
+    )
+    # Region of the Tasks queue and of the Cloud Run job.
+    cloud_region: str = Field(default="us-central1", validation_alias="CLOUD_REGION")
+    tasks_queue: str = Field(default="pipeline-runs", validation_alias="TASKS_QUEUE")
+    runner_job: str = Field(default="pipeline-runner", validation_alias="RUNNER_JOB")
+    # The service account whose OAuth token a task carries to call jobs.run.
+    tasks_invoker_sa: str | None = Field(default=None, validation_alias="TASKS_INVOKER_SA")
+    # The trigger accepts an OIDC token of this service account for this audience.
+    scheduler_sa: str | None = Field(default=None, validation_alias="SCHEDULER_SA")
+    trigger_audience: str | None = Field(default=None, validation_alias="TRIGGER_AUDIENCE")
+    # A running run beats this often; one silent for RUN_STALE_AFTER_SECONDS is reaped.
+    run_heartbeat_seconds: float = Field(
+        default=30.0, gt=0, le=600, validation_alias="RUN_HEARTBEAT_SECONDS"
+    )
+    run_stale_after_seconds: float = Field(
+        default=600.0, ge=60, validation_alias="RUN_STALE_AFTER_SECONDS"
+    )
+    # Local stack only: the ticker that stands in for Cloud Scheduler, and how
+    # many runner subprocesses the local dispatcher starts at once.
+    scheduler_tick_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="SCHEDULER_TICK_SECONDS"
+    )
+    local_runner_concurrency: int = Field(
+        default=2, ge=1, le=32, validation_alias="LOCAL_RUNNER_CONCURRENCY"
+    )
+
     @field_validator("frontend_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -110,6 +141,10 @@ class Settings(BaseSettings):
             raise ValueError("BIGQUERY_EMULATOR_HOST must not be set in production")
         if not self.kms_key_ring:
             raise ValueError("KMS_KEY_RING is required in production (credentials need Cloud KMS)")
+        if self.dispatch_backend != "cloud_tasks":
+            raise ValueError("DISPATCH_BACKEND must be cloud_tasks in production")
+        if self.run_heartbeat_seconds * 3 > self.run_stale_after_seconds:
+            raise ValueError("RUN_STALE_AFTER_SECONDS must allow at least three missed heartbeats")
         return self
 
     @property

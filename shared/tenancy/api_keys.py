@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.errors import forbidden, unauthorized
-from shared.warehouse import Warehouse
+from shared.platform.errors import forbidden, unauthorized
+from shared.platform.warehouse import Warehouse
 
 # 32 random bytes = 256 bits, URL-safe; the tenant prefix tells keys apart in logs-free UIs.
 _RANDOM_BYTES = 32

@@ -12,11 +12,11 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
-from shared.bootstrap import BootstrapReport, ensure_tables
-from shared.errors import conflict
-from shared.identifiers import TENANT_ID_RE
-from shared.schemas import SchemaCatalog
-from shared.warehouse import Warehouse
+from shared.platform.bootstrap import BootstrapReport, ensure_tables
+from shared.platform.errors import conflict
+from shared.platform.identifiers import TENANT_ID_RE
+from shared.platform.schemas import SchemaCatalog
+from shared.platform.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

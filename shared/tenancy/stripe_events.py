@@ -13,13 +13,14 @@ from typing import Any
 import stripe
 from pydantic import ValidationError
 
-from shared import api_keys, audit, tenants
-from shared.crypto import DecryptionError, purpose_aad
 from shared.deps import Deps
-from shared.errors import ApiError, bad_request, not_found, unavailable
-from shared.plans import plan_for_lookup_key
-from shared.secrets import STRIPE_WEBHOOK_SECRET, require
-from shared.warehouse import Typed, Warehouse
+from shared.platform import audit
+from shared.platform.errors import ApiError, bad_request, not_found, unavailable
+from shared.platform.secrets import STRIPE_WEBHOOK_SECRET, require
+from shared.platform.warehouse import Typed, Warehouse
+from shared.tenancy import api_keys, lifecycle, onboarding, profiles
+from shared.tenancy.plans import plan_for_lookup_key
+from shared.vault.crypto import DecryptionError, purpose_aad
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def _tenant_for_subscription(
     if rows:
         return str(rows[0]["tenant_id"])
     tenant_id = metadata.get("tenant_id")
-    if isinstance(tenant_id, str) and tenants.get_profile(warehouse, tenant_id):
+    if isinstance(tenant_id, str) and profiles.get_profile(warehouse, tenant_id):
         return tenant_id
     # Stripe does not order deliveries: the checkout that provisions this
     # tenant may still be on its way. Fail now; the redelivery applies it.
@@ -281,7 +282,7 @@ def on_checkout_completed(deps: Deps, event: dict[str, Any]) -> Outcome:
         raise PermanentEventError(f"price lookup key {lookup_key!r} is not a Convergence plan")
     details = session.get("customer_details") or {}
     try:
-        request = tenants.OnboardRequest(
+        request = onboarding.OnboardRequest(
             tenant_id=tenant_id,
             company_name=metadata.get("company_name") or details.get("name") or tenant_id,
             admin_email=metadata.get("admin_email") or details.get("email") or "",
@@ -291,7 +292,7 @@ def on_checkout_completed(deps: Deps, event: dict[str, Any]) -> Outcome:
         first = exc.errors(include_input=False)[0]
         raise PermanentEventError(f"{first['loc'][0]}: {first['msg']}") from None
     paid = session.get("payment_status") == "paid"
-    refs = tenants.StripeRefs(
+    refs = onboarding.StripeRefs(
         customer_id=_id(session.get("customer")),
         subscription_id=_id(session.get("subscription")),
         price_lookup_key=lookup_key,
@@ -299,7 +300,7 @@ def on_checkout_completed(deps: Deps, event: dict[str, Any]) -> Outcome:
         event_created=_created(event),
     )
     try:
-        result = tenants.onboard(
+        result = onboarding.onboard(
             deps, request, idempotency_key=session_id, source="stripe", refs=refs, actor="stripe"
         )
     except ApiError as exc:
@@ -326,7 +327,7 @@ def _keep_for_reveal(deps: Deps, tenant_id: str, session_id: str, api_key: str |
     if api_key is None:
         # A retry after the key was issued but before it was stored: nobody has
         # seen that key, so replace it with one we can keep for the reveal.
-        api_key = tenants.rotate_key(deps, tenant_id, dt.timedelta(0), actor="stripe")["api_key"]
+        api_key = lifecycle.rotate_key(deps, tenant_id, dt.timedelta(0), actor="stripe")["api_key"]
     assert api_key is not None
     ciphertext = deps.crypto.encrypt(
         tenant_id, api_key.encode(), purpose_aad("key_reveal", tenant_id, session_id)
@@ -361,7 +362,7 @@ def on_subscription_updated(deps: Deps, event: dict[str, Any]) -> Outcome:
     # One conditional UPDATE per event: the guard and the write can't be split
     # by a concurrent newer delivery.
     if plan is not None:
-        applied = tenants.apply_stripe_plan(
+        applied = lifecycle.apply_stripe_plan(
             deps,
             tenant_id,
             plan,
@@ -373,9 +374,9 @@ def on_subscription_updated(deps: Deps, event: dict[str, Any]) -> Outcome:
         applied = _record_event_time(deps, tenant_id, created, status=status) > 0
     if not applied:
         return Outcome("IGNORED", tenant_id, sub_id, "older than the last applied event")
-    tenant_status = tenants.stripe_status_to_tenant_status(status)
+    tenant_status = profiles.stripe_status_to_tenant_status(status)
     if tenant_status:
-        tenants.set_status(
+        lifecycle.set_status(
             deps,
             tenant_id,
             tenant_status,
@@ -401,7 +402,7 @@ def on_subscription_deleted(deps: Deps, event: dict[str, Any]) -> Outcome:
         deps, sub_id, _id(subscription.get("customer")), subscription.get("metadata") or {}
     )
     _record_event_time(deps, tenant_id, _created(event), status="canceled")
-    tenants.set_status(
+    lifecycle.set_status(
         deps,
         tenant_id,
         "CANCELLED",
@@ -421,7 +422,7 @@ def on_payment_failed(deps: Deps, event: dict[str, Any]) -> Outcome:
     invoice = _object(event)
     sub_id = _invoice_subscription(invoice)
     tenant_id = _tenant_for_subscription(deps, sub_id, _id(invoice.get("customer")), {})
-    tenants.set_status(
+    lifecycle.set_status(
         deps,
         tenant_id,
         "PAST_DUE",
@@ -439,12 +440,12 @@ def on_payment_succeeded(deps: Deps, event: dict[str, Any]) -> Outcome:
     invoice = _object(event)
     sub_id = _invoice_subscription(invoice)
     tenant_id = _tenant_for_subscription(deps, sub_id, _id(invoice.get("customer")), {})
-    profile = tenants.require_profile(deps.warehouse, tenant_id)
+    profile = profiles.require_profile(deps.warehouse, tenant_id)
     reason = str(profile.get("status_reason") or "")
     if profile["status"] == "PAST_DUE" or (
         profile["status"] == "SUSPENDED" and reason.startswith("payment")
     ):
-        tenants.set_status(
+        lifecycle.set_status(
             deps,
             tenant_id,
             "ACTIVE",
@@ -505,7 +506,7 @@ def enforce_payment_grace(deps: Deps) -> list[str]:
     )
     suspended = []
     for row in due:
-        if tenants.set_status(
+        if lifecycle.set_status(
             deps,
             str(row["tenant_id"]),
             "SUSPENDED",

@@ -21,12 +21,12 @@ from google.api_core import exceptions as api_errors
 from google.api_core.retry import Retry, if_transient_error
 from tink import aead, cleartext_keyset_handle, json_proto_keyset_format, secret_key_access
 
-from shared.identifiers import TENANT_ID_RE
+from shared.platform.identifiers import TENANT_ID_RE
 
 if TYPE_CHECKING:
     from google.cloud import kms_v1
 
-    from shared.settings import Settings
+    from shared.platform.settings import Settings
 
 aead.register()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shared.errors import unprocessable
+from shared.platform.errors import unprocessable
 
 TENANT_ID_RE = re.compile(r"^[a-z0-9_]{3,50}$")
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")

@@ -10,18 +10,18 @@ import re
 import uuid
 from typing import Any
 
-from shared import audit
-from shared.credential_validation import (
+from shared.deps import Deps
+from shared.platform import audit
+from shared.platform.errors import conflict, not_found, too_many_requests, unavailable
+from shared.platform.warehouse import Typed, Warehouse
+from shared.tenancy.profiles import get_subscription
+from shared.vault.credential_validation import (
     CreateCredentialRequest,
     CredentialValidator,
     ValidatedSecret,
     validate_secret,
 )
-from shared.crypto import credential_aad
-from shared.deps import Deps
-from shared.errors import conflict, not_found, too_many_requests, unavailable
-from shared.tenants import get_subscription
-from shared.warehouse import Typed, Warehouse
+from shared.vault.crypto import credential_aad
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +403,7 @@ def delete_credential(deps: Deps, tenant_id: str, credential_id: str) -> dict[st
 def decrypt_credential(deps: Deps, tenant_id: str, credential_id: str) -> dict[str, Any]:
     """The secret of an ACTIVE credential, for the pipeline runner only; {} if it has none.
 
-    Raises CredentialUnavailable, or shared.crypto.DecryptionError when the
+    Raises CredentialUnavailable, or shared.vault.crypto.DecryptionError when the
     ciphertext is not this tenant's and this credential's (copied, tampered, shredded).
     """
     warehouse = deps.warehouse

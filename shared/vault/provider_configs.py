@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from shared.credential_validation import PROJECT_ID_RE, Provider
 from shared.deps import Deps
-from shared.errors import ApiError, not_found, unprocessable
-from shared.warehouse import Typed, Warehouse
+from shared.platform.errors import ApiError, not_found, unprocessable
+from shared.platform.warehouse import Typed, Warehouse
+from shared.vault.credential_validation import PROJECT_ID_RE, Provider
 
 CONFIG_ID_RE = re.compile(r"^pcfg_[0-9a-f]{32}$")
 # Where the flagship pipeline reads from: only GCP billing exports live in BigQuery.

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
-from shared.errors import ApiError, unavailable, unprocessable
-from shared.logs import redact
+from shared.platform.errors import ApiError, unavailable, unprocessable
+from shared.platform.logs import redact
 
 Provider = Literal["GCP", "AWS", "OPENAI", "ANTHROPIC"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from shared.plans import WARN_RATIO
+from shared.tenancy.plans import WARN_RATIO
 
 
 def _used_today(usage: dict[str, Any], today: dt.date) -> int:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 from google.api_core import exceptions as api_errors
 from google.api_core.retry import Retry, if_transient_error
 
-from shared.errors import unavailable
+from shared.platform.errors import unavailable
 
 if TYPE_CHECKING:
     from google.cloud import secretmanager
 
-    from shared.settings import Settings
+    from shared.platform.settings import Settings
 
 ADMIN_API_KEY = "ADMIN_API_KEY"
 API_KEY_PEPPER = "API_KEY_PEPPER"

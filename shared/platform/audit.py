@@ -8,8 +8,8 @@ import logging
 import uuid
 from typing import Any
 
-from shared.logs import request_id_var
-from shared.warehouse import Warehouse
+from shared.platform.logs import request_id_var
+from shared.platform.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Pipelines: definitions, executor, steps, FOCUS mapping, data-quality checks, SQL sandbox."""

@@ -1,0 +1,1 @@
+"""Platform plumbing: settings, errors, logs, warehouse, secrets, identifiers, schemas, audit."""

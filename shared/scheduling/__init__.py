@@ -1,0 +1,1 @@
+"""Scheduling: pipeline configs, quota admission, trigger tick, dispatch, runs, the reaper."""

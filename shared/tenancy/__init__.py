@@ -1,0 +1,1 @@
+"""Tenancy: onboarding, lifecycle, API keys, plans, quota reads and Stripe events."""

@@ -1,0 +1,55 @@
+"""Tenant rows everybody reads: profile, subscription and usage, and the status vocabulary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.platform.errors import not_found
+from shared.platform.warehouse import Warehouse
+
+ACTIVE_STATUSES = ("TRIALING", "ACTIVE", "PAST_DUE")
+TENANT_STATUSES = ("TRIALING", "ACTIVE", "PAST_DUE", "SUSPENDED", "CANCELLED", "DELETED")
+
+
+def _tenant_row(warehouse: Warehouse, table: str, tenant_id: str) -> dict[str, Any] | None:
+    # ORDER BY created_at: should a retry race ever insert a twin row, the
+    # first one stays the row everybody reads.
+    rows = warehouse.query(
+        f"SELECT * FROM {warehouse.central(table)} "
+        "WHERE tenant_id = @t ORDER BY created_at LIMIT 1",
+        {"t": tenant_id},
+        component="tenants",
+    )
+    return rows[0] if rows else None
+
+
+def get_profile(warehouse: Warehouse, tenant_id: str) -> dict[str, Any] | None:
+    return _tenant_row(warehouse, "tenant_profiles", tenant_id)
+
+
+def get_subscription(warehouse: Warehouse, tenant_id: str) -> dict[str, Any] | None:
+    return _tenant_row(warehouse, "tenant_subscriptions", tenant_id)
+
+
+def get_usage(warehouse: Warehouse, tenant_id: str) -> dict[str, Any] | None:
+    return _tenant_row(warehouse, "tenant_usage_quotas", tenant_id)
+
+
+def require_profile(warehouse: Warehouse, tenant_id: str) -> dict[str, Any]:
+    profile = get_profile(warehouse, tenant_id)
+    if profile is None or profile["onboarding_state"] != "COMPLETE":
+        raise not_found(f"no tenant '{tenant_id}'")
+    return profile
+
+
+def stripe_status_to_tenant_status(subscription_status: str) -> str | None:
+    """Stripe subscription status -> tenant status; None means 'no change'."""
+    return {
+        "trialing": "TRIALING",
+        "active": "ACTIVE",
+        "past_due": "PAST_DUE",
+        "unpaid": "SUSPENDED",
+        "canceled": "CANCELLED",
+        "incomplete_expired": "CANCELLED",
+        "paused": "SUSPENDED",
+    }.get(subscription_status)

@@ -1,0 +1,1 @@
+"""The credentials vault: Tink envelope crypto, encrypted credentials and provider configs."""
