@@ -54,6 +54,14 @@ resource "google_cloud_run_v2_job" "runner" {
     }
   }
 
+  lifecycle {
+    precondition {
+      # Settings refuses to start otherwise, in every function and the job.
+      condition     = var.run_heartbeat_seconds * 3 <= var.run_stale_after_seconds
+      error_message = "run_stale_after_seconds must allow at least three missed heartbeats (3 x run_heartbeat_seconds)."
+    }
+  }
+
   depends_on = [google_project_service.apis, google_secret_manager_secret_iam_member.accessor]
 }
 

@@ -94,7 +94,7 @@ locals {
     GCP_PROJECT                = var.project_id
     KMS_KEY_RING               = google_kms_key_ring.tenant_keys.id
     LOG_LEVEL                  = var.log_level
-    MAX_BODY_BYTES             = tostring(1024 * 1024)
+    MAX_BODY_BYTES             = "1048576" # 1 MiB
     PAYMENT_GRACE_DAYS         = tostring(var.payment_grace_days)
     RUNNER_JOB                 = local.runner_job_name
     RUN_HEARTBEAT_SECONDS      = tostring(var.run_heartbeat_seconds)

@@ -134,15 +134,15 @@ variable "run_heartbeat_seconds" {
   type        = number
   default     = 30
   validation {
-    condition     = var.run_heartbeat_seconds >= 5 && var.run_heartbeat_seconds <= 300
-    error_message = "run_heartbeat_seconds must be between 5 and 300."
+    condition     = var.run_heartbeat_seconds >= 5 && var.run_heartbeat_seconds <= 600
+    error_message = "run_heartbeat_seconds must be between 5 and 600 (the code's bound)."
   }
 }
 
 variable "run_stale_after_seconds" {
   description = "Seconds without a heartbeat after which the trigger reaps a RUNNING run (RUN_STALE_AFTER_SECONDS); several heartbeats long."
   type        = number
-  default     = 300
+  default     = 600
   validation {
     condition     = var.run_stale_after_seconds >= 60 && var.run_stale_after_seconds <= 7200
     error_message = "run_stale_after_seconds must be between 60 and 7200."

@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import hcl2
 import pytest
 from hcl2 import SerializationOptions
 
+from shared.platform.secrets import PLATFORM_SECRETS
+from shared.platform.settings import Settings
+from shared.vault import crypto as crypto_adapter
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TF_DIR = REPO_ROOT / "terraform"
 ENVIRONMENTS = ("dev", "prod")
 
-# Settings the local stack and tests use; production must never set them.
+# Settings the local stack and tests use; production must never set them
+# (and every LOCAL_* setting, see _is_local_only).
 LOCAL_ONLY_SETTINGS = {
     "BIGQUERY_EMULATOR_HOST",
-    "LOCAL_DATA_DIR",
     "SCHEMAS_DIR",
     "SCHEDULER_TICK_SECONDS",
     "PORT",
+}
+# Values Terraform only knows at apply (resource attributes): stand-ins of the right shape.
+APPLY_TIME_STAND_INS = {
+    "KMS_KEY_RING": "projects/convergence-prod/locations/us/keyRings/conv-prod-tenant-keys",
+    "SCHEDULER_SA": "conv-prod-scheduler@convergence-prod.iam.gserviceaccount.com",
+    "TASKS_INVOKER_SA": "conv-prod-tasks@convergence-prod.iam.gserviceaccount.com",
+    "TRIGGER_AUDIENCE": "https://us-central1-convergence-prod.cloudfunctions.net/conv-prod-trigger",
+    "RUNNER_JOB": "conv-prod-pipeline-runner",
+    "TASKS_QUEUE": "conv-prod-pipeline-runs",
 }
 # Platform secrets each process reads, from the code paths (docs/decisions.md, Terraform):
 # X-Admin-Key checks read ADMIN_API_KEY; API-key checks and issuing read API_KEY_PEPPER;
@@ -152,16 +163,6 @@ def sa_email(name: str) -> str:
     return f'${{google_service_account.sa["{name}"].email}}'
 
 
-def first_module(*names: str) -> ModuleType:
-    """The first of `names` that imports: the shared package is being regrouped by domain."""
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-    raise AssertionError(f"none of {names} imports")
-
-
 def tfvars(env: str) -> dict[str, Any]:
     return _parse(TF_DIR / "environments" / f"{env}.tfvars")
 
@@ -240,8 +241,7 @@ def test_the_tenant_key_ring_is_what_the_code_uses_and_platform_keys_rotate() ->
 
 
 def _kms_calls() -> set[str]:
-    crypto = first_module("shared.vault.crypto", "shared.crypto")
-    source = Path(str(crypto.__file__)).read_text(encoding="utf-8")
+    source = Path(str(crypto_adapter.__file__)).read_text(encoding="utf-8")
     return set(re.findall(r"self\.client\.(\w+)\(", source))
 
 
@@ -416,9 +416,8 @@ def test_the_source_archive_leaves_out_tests_terraform_and_local_state() -> None
 
 
 def _setting_names() -> set[str]:
-    settings = first_module("shared.platform.settings", "shared.settings")
     names = set()
-    for field in settings.Settings.model_fields.values():
+    for field in Settings.model_fields.values():
         alias = field.validation_alias
         if alias is None:
             continue
@@ -427,13 +426,17 @@ def _setting_names() -> set[str]:
     return names
 
 
+def _is_local_only(name: str) -> bool:
+    return name in LOCAL_ONLY_SETTINGS or name.startswith("LOCAL_")
+
+
 def test_every_setting_the_code_reads_in_production_is_set_for_every_function_and_the_job() -> None:
     names = _setting_names()
     env = local("runtime_env")
-    production = names - LOCAL_ONLY_SETTINGS
+    production = {name for name in names if not _is_local_only(name)}
     missing = sorted(production - set(env))
     assert not missing, f"settings the deployed code reads but Terraform does not set: {missing}"
-    assert not LOCAL_ONLY_SETTINGS & set(env)
+    assert not [name for name in env if _is_local_only(name)]
     assert env["CONVERGENCE_ENV"] == "production"
     assert env["SECRETS_BACKEND"] == "env"
     function = resource("google_cloudfunctions2_function", "function")
@@ -445,10 +448,48 @@ def test_every_setting_the_code_reads_in_production_is_set_for_every_function_an
     assert {e["for_each"] for e in dynamic(container, "env")} >= {"${local.runtime_env}"}
 
 
+def _deployed_env(env: str) -> dict[str, str]:
+    """runtime_env as Terraform would render it for an environment (stand-ins at apply time)."""
+    values = tfvars(env)
+    declared = tf()["variable"]
+
+    def var(name: str) -> Any:
+        return values[name] if name in values else declared[name]["default"]
+
+    rendered = {}
+    for key, expr in local("runtime_env").items():
+        plain = re.fullmatch(r"\$\{(?:tostring\()?var\.(\w+)\)?\}", str(expr))
+        if key in APPLY_TIME_STAND_INS:
+            rendered[key] = APPLY_TIME_STAND_INS[key]
+        elif plain:
+            value = var(plain.group(1))
+            rendered[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        elif expr == '${join(",", var.frontend_origins)}':
+            rendered[key] = ",".join(var("frontend_origins"))
+        else:
+            assert "${" not in str(expr), f"{key} = {expr}: teach _deployed_env to render it"
+            rendered[key] = str(expr)
+    return rendered
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_settings_each_environment_deploys_pass_the_codes_own_validation(env: str) -> None:
+    class DeployedOnly(Settings):
+        """The same validation, fed only what Terraform sets (not this process's env)."""
+
+        @classmethod
+        def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **_: Any) -> Any:
+            return (init_settings,)
+
+    settings = DeployedOnly(**_deployed_env(env))
+    assert settings.is_production
+    assert settings.kms_key_ring == APPLY_TIME_STAND_INS["KMS_KEY_RING"]
+    assert settings.secrets_backend == "env"
+
+
 def test_every_platform_secret_is_mounted_exactly_where_the_code_reads_it() -> None:
-    secrets_port = first_module("shared.platform.secrets", "shared.secrets")
-    assert set(local("platform_secrets")) == set(secrets_port.PLATFORM_SECRETS)
-    assert set().union(*SECRETS_READ_BY.values()) <= set(secrets_port.PLATFORM_SECRETS)
+    assert set(local("platform_secrets")) == set(PLATFORM_SECRETS)
+    assert set().union(*SECRETS_READ_BY.values()) <= set(PLATFORM_SECRETS)
     functions = local("functions")
     for name, function in functions.items():
         assert set(function["secrets"]) == SECRETS_READ_BY[name], name
