@@ -1,8 +1,9 @@
 # Every HTTP function (gen2, python312) from one source archive of the repository, and who may invoke it.
 
 locals {
-  # The archive holds what main.py imports and requirements.txt; never tests,
-  # the local stack, Terraform, virtualenvs or local data.
+  # Glob patterns (archive provider >= 2.3). The archive holds what main.py
+  # imports and requirements.txt; never tests, the local stack, Terraform,
+  # virtualenvs or local data.
   source_excludes = [
     ".git/**", ".venv/**", ".venv-infra/**", ".local/**", ".pytest_cache/**",
     ".mypy_cache/**", ".ruff_cache/**", "**/__pycache__/**",
