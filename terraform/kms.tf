@@ -41,7 +41,8 @@ resource "google_kms_crypto_key" "central_data" {
 
 # BigQuery's encryption service agent encrypts and decrypts the central dataset's tables.
 data "google_bigquery_default_service_account" "bq" {
-  project = var.project_id
+  project    = var.project_id
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_kms_crypto_key_iam_member" "bq_central_data" {
