@@ -386,6 +386,18 @@ def test_the_queue_retries_and_dispatches_under_the_cloud_run_job_run_quota() ->
     assert queue["name"] == "${local.queue_name}"
 
 
+def test_the_queue_in_terraform_matches_the_local_queue_the_code_runs() -> None:
+    from shared.scheduling import dispatch
+
+    queue = resource("google_cloud_tasks_queue", "runs")
+    retry = block(queue, "retry_config")
+    assert retry["max_attempts"] == dispatch.QUEUE_MAX_ATTEMPTS
+    assert retry["min_backoff"] == f"{dispatch.QUEUE_MIN_BACKOFF_SECONDS}s"
+    assert retry["max_backoff"] == f"{dispatch.QUEUE_MAX_BACKOFF_SECONDS}s"
+    rate = block(queue, "rate_limits")
+    assert rate["max_concurrent_dispatches"] == dispatch.QUEUE_MAX_CONCURRENT_DISPATCHES
+
+
 # ---------------------------------------------------------------- functions, job, environment
 
 
