@@ -34,9 +34,9 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # out a short outage; the runner's claim makes a redelivery harmless.
 QUEUE_MAX_DISPATCHES_PER_SECOND = 1.0
 QUEUE_MAX_CONCURRENT_DISPATCHES = 10
-QUEUE_MAX_ATTEMPTS = 5
+QUEUE_MAX_ATTEMPTS = 10
 QUEUE_MIN_BACKOFF_SECONDS = 10
-QUEUE_MAX_BACKOFF_SECONDS = 300
+QUEUE_MAX_BACKOFF_SECONDS = 600
 
 
 def task_id(run_id: str) -> str:

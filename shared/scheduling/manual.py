@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from shared.deps import Deps
-from shared.platform.errors import ApiError, conflict, not_found
+from shared.platform.errors import ApiError, not_found
 from shared.scheduling import admission, configs, runs
 from shared.scheduling.history import run_view
 from shared.tenancy.quota import refusal, usage_snapshot
@@ -68,9 +68,8 @@ def _admit_and_enqueue(deps: Deps, tenant_id: str, new_runs: list[runs.NewRun]) 
 
 
 def start(deps: Deps, tenant_id: str, body: StartRunRequest) -> dict[str, Any]:
+    # A paused config (is_active false) only stops its schedule; it still runs on demand.
     config = configs.config_row(deps, tenant_id, body.config_id)
-    if not config["is_active"]:
-        raise conflict("the pipeline config is paused; activate it first", field="config_id")
     today = deps.clock().astimezone(dt.UTC).date()
     new_runs = [
         runs.NewRun(

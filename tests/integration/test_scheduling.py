@@ -498,3 +498,20 @@ def test_run_history_pages_without_gaps_or_repeats(platform: Platform) -> None:
     assert set(seen) == started
     bad = platform.tenant_call("pipelines", "GET", "/runs?cursor=bogus", tenant["api_key"])
     assert bad.status_code == 400 and bad.get_json()["field"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Admin-Key": "not-the-admin-key"},
+        {"Authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"},  # OIDC not configured here
+    ],
+)
+def test_the_trigger_refuses_callers_without_the_admin_key_or_a_scheduler_token(
+    platform: Platform, headers: dict[str, str]
+) -> None:
+    response = platform.client("trigger").post("/", headers=headers)
+
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "unauthorized"
