@@ -49,4 +49,4 @@ def test_a_scheduled_gcp_cost_billing_run_produces_reconciled_focus_rows(
 
     out = capsys.readouterr().out
     assert ": SUCCEEDED" in out
-    assert "billed_cost_equals_cost_plus_credits" in out and " FAIL " not in out
+    assert "reconciliation_billed_cost" in out and " FAIL " not in out
