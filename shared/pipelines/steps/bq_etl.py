@@ -119,7 +119,8 @@ def run_query(ctx: StepContext) -> StepResult:
         # A MERGE's affected rows count its deletes too, and the emulator has no
         # DML stats: after a truncate the (date's) rows are exactly those inserted.
         scope = f" WHERE {_date_is_run_date(_col(pc), kind)}" if pc else ""
-        counted = step_query(ctx, f"SELECT COUNT(*) AS n FROM {target}{scope}", bound)
+        only_date = {"run_date": run.run_date} if pc else {}
+        counted = step_query(ctx, f"SELECT COUNT(*) AS n FROM {target}{scope}", only_date)
         written = int(counted.rows[0]["n"])
     return StepResult(
         rows_processed=written,
