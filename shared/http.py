@@ -377,6 +377,19 @@ def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.R
     return _json_response(body, status, {**headers, **cors, "X-Request-Id": request_id})
 
 
+def client_address(request: flask.Request) -> str:
+    """The client as the platform's front end saw it, for rate limiting.
+
+    Behind Google's front end (Cloud Functions gen2 / Cloud Run) the peer is
+    the proxy and the client's address is the LAST X-Forwarded-For entry: the
+    one the front end appended. Earlier entries are whatever the client sent
+    and prove nothing. Without the header (local stack), the peer address.
+    """
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    last = forwarded.rsplit(",", 1)[-1].strip()[:64]
+    return last or request.remote_addr or "unknown"
+
+
 def require_admin(request: ApiRequest) -> None:
     """X-Admin-Key, compared in constant time against the configured admin secret."""
     expected = require(request.deps.secrets, ADMIN_API_KEY)
@@ -394,6 +407,7 @@ def require_tenant(request: ApiRequest, tenant_id: str | None = None) -> Princip
         pepper=require(current.secrets, API_KEY_PEPPER),
         cache=current.auth_cache,
         now=current.clock(),
+        client=client_address(request.raw),
     )
     if tenant_id is not None and tenant_id != principal.tenant_id:
         raise forbidden("the API key does not belong to this tenant")
