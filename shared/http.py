@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 from shared.deps import Deps, deps
@@ -388,6 +388,31 @@ def client_address(request: flask.Request) -> str:
     forwarded = request.headers.get("X-Forwarded-For", "")
     last = forwarded.rsplit(",", 1)[-1].strip()[:64]
     return last or request.remote_addr or "unknown"
+
+
+def _framework_error(exc: Exception) -> flask.Response:
+    """An error Flask or functions-framework answers before serve() runs, as JSON."""
+    if isinstance(exc, HTTPException) and exc.code and exc.code < 500:
+        status = exc.code
+        code = "not_found" if status == 404 else (exc.name or "error").lower().replace(" ", "_")
+        detail = f"{exc.name}" if status != 404 else "no route for this path"
+    else:
+        log.error("framework error", extra={"error_type": type(exc).__name__})
+        status, code, detail = 503, "unavailable", "the request could not be completed; retry later"
+    body = {"error": code, "detail": detail, "request_id": uuid.uuid4().hex}
+    headers = {"Retry-After": "5"} if status == 503 else {}
+    return _json_response(body, status, headers)
+
+
+def install_json_errors(app: flask.Flask) -> None:
+    """Makes the functions-framework app answer its own errors with the JSON error body.
+
+    Its URL map (`/<path:path>`, `/robots.txt`, `/favicon.ico`) can answer 404
+    or 405 HTML pages without calling the function: e.g. a path holding a
+    newline matches none of its rules.
+    """
+    app.register_error_handler(HTTPException, _framework_error)
+    app.register_error_handler(500, _framework_error)
 
 
 def require_admin(request: ApiRequest) -> None:
