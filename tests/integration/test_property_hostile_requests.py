@@ -26,10 +26,6 @@ from tests.integration.conftest import Platform
 # Modest on purpose: the whole suite runs on 2 shared cores.
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "40"))  # per function
 
-# 501 is the honest answer of a function that is not built yet
-# (functions/_pending.py), not a failure of input handling.
-NOT_IMPLEMENTED = 501
-
 
 def _routes() -> list[tuple[str, str, str]]:
     found = []
@@ -109,7 +105,7 @@ def _path(rule: str, arg: str) -> str:
 
 def check(response: Any, where: str) -> None:
     status = response.status_code
-    assert status < 500 or status == NOT_IMPLEMENTED, (where, status, response.get_data()[:300])
+    assert status < 500, (where, status, response.get_data()[:300])
     if 400 <= status < 500:
         body = json.loads(response.get_data())
         assert isinstance(body, dict) and body.get("error") and body.get("request_id"), (
