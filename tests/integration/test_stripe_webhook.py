@@ -610,3 +610,39 @@ def test_a_signature_timestamp_in_the_future_is_refused(platform: Platform) -> N
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_signature"
     assert deliver(platform, event, timestamp=int(time.time()) + 5).status_code == 200
+
+
+def test_a_second_checkout_while_the_first_is_half_way_cannot_take_the_tenant_over(
+    platform: Platform,
+) -> None:
+    def failing_client(settings: Settings) -> bigquery.Client:
+        return FailingOnce(
+            project=settings.gcp_project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
+        )
+
+    use_deps(
+        Deps(
+            settings=platform.deps.settings,
+            secrets=platform.deps.secrets,
+            client_factory=failing_client,
+            _crypto=platform.deps.crypto,
+        )
+    )
+    FailingOnce.failed = False
+    tenant_id = new_tenant_id()
+    first = checkout(tenant_id)
+    first_event = make_event("checkout.session.completed", first)
+    assert deliver(platform, first_event).status_code == 503  # rows written, then a crash
+    second = checkout(tenant_id)
+
+    intruder = deliver(platform, make_event("checkout.session.completed", second))
+    redelivered = deliver(platform, first_event)
+
+    assert (intruder.status_code, intruder.get_json()["status"]) == (200, "IGNORED")
+    assert redelivered.get_json()["status"] == "PROCESSED"
+    assert reveal(platform, second).status_code == 404
+    key = reveal(platform, first).get_json()["api_key"]
+    assert platform.tenant_call("quota", "GET", "/", key).status_code == 200
+    assert len(active_keys(platform, tenant_id)) == 1
