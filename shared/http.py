@@ -208,6 +208,8 @@ class ApiRequest:
 
 
 def parse_model(model: type[M], data: Any) -> M:
+    # Also here, for data that is not a JSON body (query-string filters).
+    refuse_control_characters(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -137,3 +137,13 @@ def test_tabs_and_newlines_stay_allowed_in_free_text(platform: Platform) -> None
     )
 
     assert response.status_code == 200, response.get_json()
+
+
+def test_control_characters_in_query_filters_are_refused_with_422(platform: Platform) -> None:
+    tenant = platform.onboarded()
+
+    response = platform.tenant_call(
+        "pipelines", "GET", "/runs?pipeline=daily%00load", tenant["api_key"]
+    )
+
+    assert assert_json_error(response, 422, "control_characters")["field"] == "pipeline"
