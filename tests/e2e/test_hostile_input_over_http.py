@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import stripe
 
 from tests.e2e.stack import RunningStack, call, start_stack
 
@@ -67,3 +70,54 @@ def test_a_100_kib_url_and_every_gateway_error_is_the_json_error_body(stack: Run
         {"Content-Type": "application/json", "X-Admin-Key": stack.admin_key()},
     )
     assert_json_error(status, headers, parsed, 400)
+
+
+def _secret(stack: RunningStack) -> str:
+    return str(json.loads((stack.data_dir / "secrets.json").read_text())["STRIPE_WEBHOOK_SECRET"])
+
+
+def _checkout(stack: RunningStack, tenant_id: str, session_id: str) -> tuple[int, Any]:
+    payload = json.dumps(
+        {
+            "id": "evt_" + uuid.uuid4().hex,
+            "type": "checkout.session.completed",
+            "created": int(time.time()),
+            "data": {
+                "object": {
+                    "id": session_id,
+                    "client_reference_id": tenant_id,
+                    "customer": "cus_" + uuid.uuid4().hex[:10],
+                    "subscription": "sub_" + uuid.uuid4().hex[:10],
+                    "payment_status": "paid",
+                    "customer_details": {"email": "billing@e2e.example", "name": "E2E Ltd"},
+                    "metadata": {"price_lookup_key": "convergence_starter_monthly"},
+                }
+            },
+        }
+    )
+    signature = stripe.WebhookSignature.generate_signature_header(payload, _secret(stack))
+    status, _, body = call(
+        "POST",
+        f"{stack.url}/stripe_webhook/",
+        payload.encode(),
+        {"Stripe-Signature": signature, "Content-Type": "application/json"},
+    )
+    return status, body
+
+
+def test_over_http_a_strangers_checkout_for_a_paying_tenant_changes_nothing(
+    stack: RunningStack,
+) -> None:
+    tenant_id = "e2e_" + uuid.uuid4().hex[:8]
+    owner, stranger = "cs_test_" + uuid.uuid4().hex, "cs_test_" + uuid.uuid4().hex
+    admin = {"X-Admin-Key": stack.admin_key()}
+    assert _checkout(stack, tenant_id, owner)[0] == 200
+    _, _, revealed = call("POST", f"{stack.url}/admin/key-reveals/{owner}", headers=admin)
+
+    status, body = _checkout(stack, tenant_id, stranger)
+
+    assert (status, body["status"]) == (200, "IGNORED")
+    status, _, _ = call("POST", f"{stack.url}/admin/key-reveals/{stranger}", headers=admin)
+    assert status == 404
+    status, _, _ = call("GET", f"{stack.url}/quota/", headers={"X-API-Key": revealed["api_key"]})
+    assert status == 200
