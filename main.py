@@ -1,5 +1,7 @@
 """Every function entry point: gen2 deploys one source zip, each with its own --entry-point."""
 
+import flask as _flask
+
 from functions.admin import admin
 from functions.credentials import credentials
 from functions.onboard import onboard
@@ -7,6 +9,7 @@ from functions.pipelines import pipelines
 from functions.quota import quota
 from functions.stripe_webhook import stripe_webhook
 from functions.trigger import trigger
+from shared.http import install_json_errors as _install_json_errors
 
 FUNCTION_NAMES = (
     "onboard",
@@ -28,3 +31,8 @@ __all__ = [
     "stripe_webhook",
     "trigger",
 ]
+
+# functions-framework executes this module inside each new app's context: make
+# that app answer its own errors (404/405 outside our routes) as JSON too.
+if _flask.has_app_context():
+    _install_json_errors(_flask.current_app)

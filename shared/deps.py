@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from google.cloud import bigquery
 
@@ -13,6 +14,9 @@ from shared.platform.schemas import SchemaCatalog, load_catalog
 from shared.platform.secrets import Secrets, secrets_from
 from shared.platform.settings import Settings, get_settings
 from shared.platform.warehouse import Warehouse, bigquery_client
+
+if TYPE_CHECKING:
+    from shared.scheduling.dispatch import TaskQueue
 from shared.tenancy.api_keys import AuthCache
 from shared.vault.crypto import Crypto, crypto_from
 
@@ -33,6 +37,7 @@ class Deps:
     _catalog: SchemaCatalog | None = field(default=None, repr=False)
     _crypto: Crypto | None = field(default=None, repr=False)
     _auth_cache: AuthCache | None = field(default=None, repr=False)
+    _task_queue: TaskQueue | None = field(default=None, repr=False)
 
     @property
     def warehouse(self) -> Warehouse:
@@ -51,6 +56,14 @@ class Deps:
         if self._auth_cache is None:
             self._auth_cache = AuthCache(self.settings.auth_cache_ttl_seconds)
         return self._auth_cache
+
+    @property
+    def task_queue(self) -> TaskQueue:
+        if self._task_queue is None:
+            from shared.scheduling.dispatch import task_queue_from
+
+            self._task_queue = task_queue_from(self.settings)
+        return self._task_queue
 
     @property
     def catalog(self) -> SchemaCatalog:

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 # after that a retry may take over (the holder crashed).
 CLAIM_LEASE = dt.timedelta(seconds=120)
 
+# The error code of a Stripe checkout naming a tenant another request created.
+OTHER_CHECKOUT = "checkout_for_existing_tenant"
+
 # Letters (any script), digits, spaces and the punctuation real company names use.
 _COMPANY_RE = re.compile(r"^[\w][\w .,&'()+\-/@!#:]*$")
 _SQL_OR_HTML = ("--", "/*", "*/", ";", "<", ">", "`", '"', "\\")
@@ -221,8 +224,17 @@ def _replay(deps: Deps, profile: dict[str, Any]) -> OnboardResult:
 
 
 def _check_replay(
-    profile: dict[str, Any], request: OnboardRequest, idempotency_key: str | None
+    profile: dict[str, Any], request: OnboardRequest, idempotency_key: str | None, source: str
 ) -> None:
+    if source == "stripe" and (
+        profile.get("source") != "stripe" or profile.get("idempotency_key") != idempotency_key
+    ):
+        # A checkout may create a tenant or replay the very session that created
+        # it, nothing else: the same fingerprint (tenant id, company, email,
+        # plan) is public knowledge and proves nothing about who pays.
+        raise ApiError(
+            409, OTHER_CHECKOUT, f"tenant_id '{request.tenant_id}' was created by another request"
+        )
     if profile["request_fingerprint"] == request.fingerprint():
         return
     if idempotency_key and profile.get("idempotency_key") == idempotency_key:
@@ -285,7 +297,7 @@ def onboard(
                 f"tenant_id '{tenant_id}' belonged to an offboarded tenant and can't be reused",
                 field="tenant_id",
             )
-        _check_replay(profile, request, idempotency_key)
+        _check_replay(profile, request, idempotency_key, source)
         if profile["onboarding_state"] == "COMPLETE":
             return _replay(deps, profile)
 
@@ -305,6 +317,9 @@ def onboard(
 
     profile = get_profile(warehouse, tenant_id)
     assert profile is not None
+    # Another request may have created the rows first (a race for a new id):
+    # only its own retries may go on.
+    _check_replay(profile, request, idempotency_key, source)
     if profile["onboarding_state"] == "COMPLETE":
         return _replay(deps, profile)
     token = _take_claim(warehouse, profile, deps.clock())
