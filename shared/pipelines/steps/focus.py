@@ -43,6 +43,7 @@ from shared.pipelines.steps.gcp_billing import (
     RAW_TABLE,
     WINDOW,
     replace_window,
+    run_query,
 )
 
 FOCUS_TABLE = "focus_cost"
@@ -349,19 +350,12 @@ def convert_gcp(ctx: StepContext) -> StepResult:
     focus_table = warehouse.table(dataset, FOCUS_TABLE)
     sql = convert_sql(warehouse.table(dataset, RAW_TABLE), focus_table, version)
     params = {**_window_params(ctx), "run_id": ctx.run.run_id}
-    deleted, inserted = replace_window(ctx, delete_sql(focus_table), sql, params)
-    count = warehouse.query(
-        f"SELECT COUNT(*) AS n FROM {warehouse.table(dataset, FOCUS_TABLE)} AS T "
-        "WHERE T.x_pipeline_id = @pipeline_id AND "
-        + WINDOW.format(start="T.ChargePeriodStart", export="T.x_export_time"),
-        _window_params(ctx),
-        component=f"step:{ctx.step_name}",
-        tenant_id=ctx.run.tenant_id,
-        maximum_bytes_billed=ctx.run.max_bytes_billed,
-    )[0]["n"]
+    deleted, inserted, billed = replace_window(ctx, delete_sql(focus_table), sql, params)
+    # After the replace, the window holds exactly the rows just inserted.
     return StepResult(
-        rows_processed=int(count),
-        message=f"{count} FOCUS {version} rows in the window ({deleted} replaced, {inserted} new)",
+        rows_processed=inserted,
+        bytes_billed=billed,
+        message=f"{inserted} FOCUS {version} rows in the window ({deleted} replaced)",
     )
 
 
@@ -432,13 +426,7 @@ def check_gcp(ctx: StepContext) -> StepResult:
     now = ctx.deps.clock()
 
     def run(sql: str) -> dict[str, Any]:
-        return warehouse.query(
-            sql,
-            params,
-            component=f"step:{ctx.step_name}",
-            tenant_id=ctx.run.tenant_id,
-            maximum_bytes_billed=ctx.run.max_bytes_billed,
-        )[0]
+        return run_query(ctx, sql, params).rows[0]
 
     def result(name: str, ok: bool, expected: str, actual: str, detail: str) -> DqResult:
         status: DqStatus = "PASS" if ok else ("WARN" if warn else "FAIL")

@@ -59,6 +59,7 @@ from google.cloud import bigquery
 
 from shared.deps import Deps
 from shared.pipelines.context import StepContext, StepError, StepResult
+from shared.pipelines.steps import QueryOutcome, step_job_config, step_query
 from shared.platform.identifiers import quote_table
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 
@@ -157,8 +158,8 @@ def insert_window_sql(raw_table: str, source_sql: str) -> str:
 
 def replace_window(
     ctx: StepContext, delete_sql: str, insert_sql: str, params: dict[str, Any]
-) -> tuple[int, int]:
-    """DELETE then INSERT, two DML statements; returns (deleted, inserted).
+) -> tuple[int, int, int]:
+    """DELETE then INSERT, two DML statements; returns (deleted, inserted, bytes billed).
 
     Not one MERGE (insert new + delete old): bqemulator's MERGE with a
     NOT MATCHED BY SOURCE ... DELETE clause takes minutes on 100k rows, and a
@@ -166,17 +167,19 @@ def replace_window(
     INSERT fails after the DELETE, the step fails and its retry (or the next
     run) replaces the window again; focus.check's row_count catches a gap.
     """
-    warehouse = ctx.deps.warehouse
-    kwargs: dict[str, Any] = {
-        "component": f"step:{ctx.step_name}",
-        "tenant_id": ctx.run.tenant_id,
-        "maximum_bytes_billed": ctx.run.max_bytes_billed,
-    }
-    used = {k: v for k, v in params.items() if f"@{k}" in delete_sql}
-    deleted = warehouse.execute(delete_sql, used, **kwargs)
-    used = {k: v for k, v in params.items() if f"@{k}" in insert_sql}
-    inserted = warehouse.execute(insert_sql, used, **kwargs)
-    return deleted, inserted
+    deleted = run_query(ctx, delete_sql, params)
+    inserted = run_query(ctx, insert_sql, params)
+    return (
+        deleted.dml_affected_rows or 0,
+        inserted.dml_affected_rows or 0,
+        deleted.bytes_billed + inserted.bytes_billed,
+    )
+
+
+def run_query(ctx: StepContext, sql: str, params: dict[str, Any]) -> QueryOutcome:
+    """One job of this step: labels (tenant, run, step), the plan's byte cap, the stop
+    signal (`step_query`); binds only the parameters the SQL uses."""
+    return step_query(ctx, sql, {k: v for k, v in params.items() if f"@{k}" in sql})
 
 
 def _with_lineage(select_sql: str) -> str:
@@ -187,33 +190,32 @@ def _with_lineage(select_sql: str) -> str:
     )
 
 
-def provider_config(deps: Deps, tenant_id: str, config_id: str | None) -> dict[str, Any]:
-    """The tenant's ACTIVE GCP provider config (raises StepError if there is none)."""
+def provider_config(ctx: StepContext) -> dict[str, Any]:
+    """The run's ACTIVE GCP provider config of its tenant (raises StepError if there is none)."""
+    config_id = ctx.run.provider_config_id
     if not config_id:
         raise StepError("provider_config_missing", "the run names no provider config")
-    warehouse = deps.warehouse
-    rows = warehouse.query(
+    warehouse = ctx.deps.warehouse
+    rows = run_query(
+        ctx,
         "SELECT config_id, source_project_id, billing_export_dataset, billing_export_table, "
         f"currency, credential_id FROM {warehouse.central('tenant_provider_configs')} "
         "WHERE tenant_id = @t AND config_id = @c AND status = 'ACTIVE' AND provider = 'GCP'",
-        {"t": tenant_id, "c": config_id},
-        component="step:gcp_billing.extract",
-        tenant_id=tenant_id,
-    )
+        {"t": ctx.run.tenant_id, "c": config_id},
+    ).rows
     if not rows:
         raise StepError("provider_config_missing", f"no active GCP provider config {config_id}")
     return rows[0]
 
 
-def _credential_type(deps: Deps, tenant_id: str, credential_id: str) -> str:
-    warehouse = deps.warehouse
-    rows = warehouse.query(
+def _credential_type(ctx: StepContext, credential_id: str) -> str:
+    warehouse = ctx.deps.warehouse
+    rows = run_query(
+        ctx,
         f"SELECT credential_type FROM {warehouse.central('tenant_cloud_credentials')} "
         "WHERE tenant_id = @t AND credential_id = @c AND status = 'ACTIVE' AND provider = 'GCP'",
-        {"t": tenant_id, "c": credential_id},
-        component="step:gcp_billing.extract",
-        tenant_id=tenant_id,
-    )
+        {"t": ctx.run.tenant_id, "c": credential_id},
+    ).rows
     if not rows:
         raise StepError("credential_missing", f"no active GCP credential {credential_id}")
     return str(rows[0]["credential_type"])
@@ -236,7 +238,7 @@ def extract(ctx: StepContext) -> StepResult:
     """Replaces the run window's rows of `gcp_billing_raw` with the export's current rows."""
     run = ctx.run
     deps = ctx.deps
-    config = provider_config(deps, run.tenant_id, run.provider_config_id)
+    config = provider_config(ctx)
     credential_id = config.get("credential_id") or run.credential_id
     lookback = int(ctx.params.get("lookback_days", DEFAULT_LOOKBACK_DAYS))
     if lookback < 0 or lookback > 60:
@@ -248,11 +250,7 @@ def extract(ctx: StepContext) -> StepResult:
     )
     raw_table = deps.warehouse.table(run.dataset_id, RAW_TABLE)
     params = _params(ctx, credential_id, lookback)
-    kind = (
-        _credential_type(deps, run.tenant_id, credential_id)
-        if credential_id
-        else "WORKLOAD_IDENTITY"
-    )
+    kind = _credential_type(ctx, credential_id) if credential_id else "WORKLOAD_IDENTITY"
     try:
         if kind == "SERVICE_ACCOUNT":
             assert credential_id is not None
@@ -264,26 +262,13 @@ def extract(ctx: StepContext) -> StepResult:
         raise StepError("source_not_found", f"billing export table not found: {source}") from exc
     except (gexc.ServerError, gexc.TooManyRequests) as exc:
         raise StepError("bigquery_unavailable", type(exc).__name__, transient=True) from exc
-    rows = _window_rows(ctx, raw_table, params)
+    # After the replace, the window holds exactly the rows just inserted.
+    deleted, inserted, billed = changed
     return StepResult(
-        rows_processed=rows,
-        message=(
-            f"{rows} raw rows in the window ({changed[0]} replaced, {changed[1]} inserted); "
-            f"credential {kind}"
-        ),
+        rows_processed=inserted,
+        bytes_billed=billed,
+        message=f"{inserted} raw rows in the window ({deleted} replaced); credential {kind}",
     )
-
-
-def _window_rows(ctx: StepContext, raw_table: str, params: dict[str, Any]) -> int:
-    window = WINDOW.format(start="usage_start_time", export="export_time")
-    rows = ctx.deps.warehouse.query(
-        f"SELECT COUNT(*) AS n FROM {raw_table} WHERE x_pipeline_id = @pipeline_id AND {window}",
-        {k: params[k] for k in ("pipeline_id", "run_date", "lookback_days")},
-        component=f"step:{ctx.step_name}",
-        tenant_id=ctx.run.tenant_id,
-        maximum_bytes_billed=ctx.run.max_bytes_billed,
-    )
-    return int(rows[0]["n"])
 
 
 def source_client(deps: Deps, key: dict[str, Any], project: str) -> bigquery.Client:
@@ -320,7 +305,7 @@ def _json_default(value: Any) -> Any:
 
 def _extract_with_key(
     ctx: StepContext, source: str, raw_table: str, params: dict[str, Any], credential_id: str
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     run = ctx.run
     deps = ctx.deps
     warehouse = deps.warehouse
@@ -330,14 +315,8 @@ def _extract_with_key(
         raise StepError("credential_missing", f"no active credential {credential_id}") from exc
     client = source_client(deps, key, str(key.get("project_id") or deps.settings.gcp_project))
     del key
-    from shared.platform.warehouse import query_config
-
-    config = query_config(
-        {k: params[k] for k in ("run_date", "lookback_days")},
-        f"step:{ctx.step_name}",
-        run.tenant_id,
-        run.max_bytes_billed,
-    )
+    # The same labels and byte cap as every other job of the step.
+    config = step_job_config(ctx, {k: params[k] for k in ("run_date", "lookback_days")})
     rows = client.query(source_select_sql(source), job_config=config).result()
     payload = "".join(
         json.dumps(dict(row.items()), default=_json_default, separators=(",", ":")) + "\n"
