@@ -7,14 +7,16 @@ import decimal
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import bigquery
+from google.cloud.bigquery.table import RowIterator
 
-from shared.platform.identifiers import quote_table
+from shared.platform.identifiers import quote_dataset, quote_table
+from shared.platform.schemas import FieldSpec, TableSpec
 from shared.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -175,12 +177,20 @@ class Warehouse:
         component: str,
         tenant_id: str | None,
         maximum_bytes_billed: int | None,
-    ) -> tuple[bigquery.QueryJob, Any]:
-        """The finished job and its (lazily fetched) rows, from one result() call."""
+    ) -> RowIterator:
+        """One statement through jobs.query: a single round trip when the result is small.
+
+        `query_and_wait` polls and pages only when it must (a slow statement, or
+        a result bigger than one page); `job_retry` re-issues the whole
+        statement on retryable failures, including concurrent-DML aborts.
+        """
         config = query_config(params, component, tenant_id, maximum_bytes_billed)
-        job = self.client.query(sql, job_config=config, job_retry=job_retry())
-        rows = job.result(timeout=self.settings.bq_job_timeout_seconds)
-        return job, rows
+        return self.client.query_and_wait(
+            sql,
+            job_config=config,
+            wait_timeout=self.settings.bq_job_timeout_seconds,
+            job_retry=job_retry(),
+        )
 
     def query(
         self,
@@ -192,7 +202,7 @@ class Warehouse:
         maximum_bytes_billed: int | None = None,
     ) -> list[dict[str, Any]]:
         """Rows of a SELECT as dicts."""
-        _, rows = self._run(sql, params, component, tenant_id, maximum_bytes_billed)
+        rows = self._run(sql, params, component, tenant_id, maximum_bytes_billed)
         return [dict(row.items()) for row in rows]
 
     def execute(
@@ -204,11 +214,128 @@ class Warehouse:
         tenant_id: str | None = None,
     ) -> int:
         """Runs DML and returns how many rows it changed (the basis of every claim)."""
-        job, _ = self._run(sql, params, component, tenant_id, None)
-        return int(job.num_dml_affected_rows or 0)
+        rows = self._run(sql, params, component, tenant_id, None)
+        return int(rows.num_dml_affected_rows or 0)
 
     def existing_tables(self, dataset: str) -> set[str]:
+        """Table names of a dataset in one tables.list call (no job); empty if it is missing."""
         try:
             return {t.table_id for t in self.client.list_tables(f"{self.project}.{dataset}")}
         except gexc.NotFound:
             return set()
+
+    def table_shapes(self, dataset: str) -> dict[str, TableShape]:
+        """Columns, partitioning and clustering of every table, in ONE INFORMATION_SCHEMA query.
+
+        A `get_table` per table would be one REST call each; the COLUMNS view
+        carries everything a drift check needs (`is_partitioning_column`,
+        `clustering_ordinal_position`) for the whole dataset at once. Types come
+        back in SQL spelling (`INT64`, `ARRAY<STRING>`, `STRUCT<...>`,
+        `NUMERIC(10, 2)`) and are reduced to the API's type names here.
+        """
+        try:
+            rows = self.query(
+                "SELECT table_name, column_name, data_type, is_partitioning_column, "
+                "clustering_ordinal_position "
+                f"FROM {quote_dataset(self.project, dataset)}.INFORMATION_SCHEMA.COLUMNS "
+                "ORDER BY table_name, ordinal_position",
+                component="bootstrap",
+            )
+        except gexc.NotFound:
+            return {}
+        shapes: dict[str, TableShape] = {}
+        clustering: dict[str, list[tuple[int, str]]] = {}
+        for row in rows:
+            name = str(row["table_name"])
+            shape = shapes.setdefault(name, TableShape(name))
+            column = str(row["column_name"])
+            shape.columns[column] = _api_type(str(row["data_type"]))
+            if row["is_partitioning_column"] == "YES":
+                shape.partition_field = column
+            if row["clustering_ordinal_position"] is not None:
+                position = int(row["clustering_ordinal_position"])
+                clustering.setdefault(name, []).append((position, column))
+        for name, fields in clustering.items():
+            shapes[name].clustering_fields = [column for _, column in sorted(fields)]
+        return shapes
+
+    def create_dataset(self, dataset_id: str, *, description: str, labels: dict[str, str]) -> bool:
+        """Creates the dataset; False if it already exists (creation succeeds exactly once)."""
+        dataset = bigquery.Dataset(f"{self.project}.{dataset_id}")
+        dataset.location = self.settings.bq_location
+        dataset.description = description
+        dataset.labels = labels
+        try:
+            self.client.create_dataset(dataset, timeout=30)
+        except gexc.Conflict:
+            return False
+        return True
+
+    def dataset_labels(self, dataset_id: str) -> dict[str, str] | None:
+        """The dataset's labels, or None if it does not exist."""
+        try:
+            return dict(
+                self.client.get_dataset(f"{self.project}.{dataset_id}", timeout=30).labels or {}
+            )
+        except gexc.NotFound:
+            return None
+
+    def create_table(self, dataset_id: str, spec: TableSpec) -> bool:
+        """Creates a table from its schema file; False if it already exists."""
+        try:
+            self.client.create_table(table_from_spec(self.project, dataset_id, spec), timeout=30)
+        except gexc.Conflict:
+            return False
+        return True
+
+
+@dataclass
+class TableShape:
+    """What a drift check compares: column types, partition column, clustering order."""
+
+    name: str
+    columns: dict[str, str] = field(default_factory=dict)
+    partition_field: str | None = None
+    clustering_fields: list[str] = field(default_factory=list)
+
+
+_SQL_TYPE_ALIASES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}
+
+
+def _api_type(data_type: str) -> str:
+    """SQL type spelling -> API type name.
+
+    `ARRAY<STRING>` -> STRING (the mode says REPEATED), `STRUCT<...>` -> RECORD,
+    `NUMERIC(9)` -> NUMERIC.
+    """
+    value = data_type.strip().upper()
+    if value.startswith("ARRAY<") and value.endswith(">"):
+        value = value[len("ARRAY<") : -1]
+    value = re.split(r"[<(]", value, maxsplit=1)[0].strip()
+    return _SQL_TYPE_ALIASES.get(value, value)
+
+
+def _schema_field(spec: FieldSpec) -> bigquery.SchemaField:
+    return bigquery.SchemaField(
+        spec.name,
+        spec.type,
+        mode=spec.mode,
+        description=spec.description,
+        fields=[_schema_field(f) for f in spec.fields or ()],
+    )
+
+
+def table_from_spec(project: str, dataset: str, spec: TableSpec) -> bigquery.Table:
+    """A schema file as the client's Table: columns, description, partitioning, clustering."""
+    table = bigquery.Table(
+        f"{project}.{dataset}.{spec.table}", schema=[_schema_field(f) for f in spec.schema_]
+    )
+    table.description = spec.description
+    expiration = spec.timePartitioning.expirationMs
+    table.time_partitioning = bigquery.TimePartitioning(
+        type_=spec.timePartitioning.type,
+        field=spec.timePartitioning.field,
+        expiration_ms=int(expiration) if expiration else None,
+    )
+    table.clustering_fields = list(spec.clustering.fields)
+    return table

@@ -298,7 +298,9 @@ def onboard(
         warehouse, request, refs, now, idempotency_key=idempotency_key, source=source
     )
     deps.crypto.ensure_tenant_key(tenant_id)
-    outcome = tenant_dataset.provision(warehouse, catalog, tenant_id, dataset_id)
+    outcome = tenant_dataset.provision(
+        warehouse, catalog, tenant_id, dataset_id, fresh=dataset_created
+    )
     dryrun_status = tenant_dataset.write_check(warehouse, dataset_id)
     if dryrun_status != "SUCCESS":
         raise unavailable("the tenant dataset is not writable yet; retry the same request")
