@@ -13,9 +13,12 @@ routes = Routes()
 
 
 def _report(request: ApiRequest, tenant_id: str) -> Reply:
-    warehouse = request.deps.warehouse
-    subscription = profiles.get_subscription(warehouse, tenant_id) or {}
-    usage = profiles.get_usage(warehouse, tenant_id) or {}
+    # Subscription and usage in one statement: a warm-key request is one round trip.
+    rows = profiles.tenant_rows(
+        request.deps.warehouse, tenant_id, ("tenant_subscriptions", "tenant_usage_quotas")
+    )
+    subscription = rows["tenant_subscriptions"] or {}
+    usage = rows["tenant_usage_quotas"] or {}
     body = {"tenant_id": tenant_id, **quota_report(subscription, usage, request.deps.clock())}
     return Reply(body)
 
