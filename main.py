@@ -1,12 +1,24 @@
-"""Every function entry point: gen2 deploys one source zip, each with its own --entry-point."""
+"""Every function entry point: gen2 deploys one source zip, each with its own --entry-point.
 
-from functions.admin import admin
-from functions.credentials import credentials
-from functions.onboard import onboard
-from functions.pipelines import pipelines
-from functions.quota import quota
-from functions.stripe_webhook import stripe_webhook
-from functions.trigger import trigger
+Entry points resolve lazily (PEP 562 module `__getattr__`): functions-framework
+loads this file and then does `getattr(module, target)`, so a deployed function
+imports only `functions.<target>` and what that module needs, never the other
+functions' code (the Stripe SDK, Tink, ...). `import main` itself imports nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from functions.admin import admin
+    from functions.credentials import credentials
+    from functions.onboard import onboard
+    from functions.pipelines import pipelines
+    from functions.quota import quota
+    from functions.stripe_webhook import stripe_webhook
+    from functions.trigger import trigger
 
 FUNCTION_NAMES = (
     "onboard",
@@ -28,3 +40,16 @@ __all__ = [
     "stripe_webhook",
     "trigger",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`main.<function>`: imports `functions.<function>` on first access only."""
+    if name not in FUNCTION_NAMES:
+        raise AttributeError(f"module 'main' has no attribute {name!r}")
+    entry_point = getattr(importlib.import_module(f"functions.{name}"), name)
+    globals()[name] = entry_point  # later lookups skip this hook
+    return entry_point
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(FUNCTION_NAMES))

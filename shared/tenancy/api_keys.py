@@ -12,9 +12,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shared.platform.errors import forbidden, unauthorized
-from shared.platform.warehouse import Warehouse
+
+if TYPE_CHECKING:  # the BigQuery client loads with the warehouse, not with this module
+    from shared.platform.warehouse import Warehouse
 
 # 32 random bytes = 256 bits, URL-safe; the tenant prefix tells keys apart in logs-free UIs.
 _RANDOM_BYTES = 32
