@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.platform.errors import not_found
-from shared.platform.warehouse import Warehouse
+
+if TYPE_CHECKING:  # the BigQuery client loads with the warehouse, on first use
+    from shared.platform.warehouse import Warehouse
 
 ACTIVE_STATUSES = ("TRIALING", "ACTIVE", "PAST_DUE")
 TENANT_STATUSES = ("TRIALING", "ACTIVE", "PAST_DUE", "SUSPENDED", "CANCELLED", "DELETED")
