@@ -10,6 +10,7 @@ Run with `make bench`. The assertions are on counts only, never on time.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import uuid
@@ -164,6 +165,7 @@ def test_bench_print_the_table() -> None:
         pytest.skip("no rows measured")
     print()
     print("BigQuery per request (before = landed code, issue 13; after = this branch):")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     print("| request | REST calls before | after | jobs before | after | ms before | median ms |")
     print("|---|---|---|---|---|---|---|")
     for label, before in BEFORE.items():
