@@ -1,17 +1,102 @@
-"""The pipelines function (lands with a later issue; until then it answers 501)."""
+"""The pipelines function: a tenant's pipeline configs and runs (X-API-Key)."""
 
 from __future__ import annotations
+
+import re
 
 import flask
 import functions_framework
 
-from functions._pending import pending_routes
-from shared.http import serve
+from shared.http import ApiRequest, Reply, Routes, parse_model, require_tenant, serve
+from shared.platform.errors import bad_request
+from shared.scheduling import configs, history, manual
 
-routes = pending_routes("Pipeline configuration")
+routes = Routes()
+_IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
+
+
+@routes.route("/configs", methods=["POST"])
+def create_config(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    body = request.model(configs.PipelineConfigRequest)
+    key = request.header("Idempotency-Key")
+    if key is not None and not _IDEMPOTENCY_KEY_RE.match(key):
+        raise bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 characters of letters, digits and . _ : -",
+            field="Idempotency-Key",
+        )
+    config, created = configs.create_config(request.deps, tenant_id, body, key)
+    return Reply(config, status=201 if created else 200)
+
+
+@routes.route("/configs", methods=["GET"])
+def list_configs(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply({"configs": configs.list_configs(request.deps, tenant_id)})
+
+
+@routes.route("/configs/<config_id>", methods=["GET"])
+def get_config(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply(configs.get_config(request.deps, tenant_id, request.args["config_id"]))
+
+
+@routes.route("/configs/<config_id>", methods=["PUT"])
+def replace_config(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    body = request.model(configs.PipelineConfigRequest)
+    changes = body.model_dump()
+    return Reply(configs.update_config(request.deps, tenant_id, request.args["config_id"], changes))
+
+
+@routes.route("/configs/<config_id>", methods=["PATCH"])
+def patch_config(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    body = request.model(configs.PipelineConfigPatch)
+    changes = body.model_dump(exclude_unset=True)
+    return Reply(configs.update_config(request.deps, tenant_id, request.args["config_id"], changes))
+
+
+@routes.route("/configs/<config_id>", methods=["DELETE"])
+def delete_config(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply(configs.delete_config(request.deps, tenant_id, request.args["config_id"]))
+
+
+@routes.route("/runs", methods=["POST"])
+def start_run(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    body = request.model(manual.StartRunRequest)
+    return Reply(manual.start(request.deps, tenant_id, body), status=202)
+
+
+@routes.route("/runs", methods=["GET"])
+def list_runs(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    filters = parse_model(history.RunFilters, request.raw.args.to_dict())
+    return Reply(history.list_runs(request.deps, tenant_id, filters))
+
+
+@routes.route("/runs/<run_id>", methods=["GET"])
+def get_run(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply(history.get_run(request.deps, tenant_id, request.args["run_id"]))
+
+
+@routes.route("/runs/<run_id>/cancel", methods=["POST"])
+def cancel_run(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply(manual.cancel(request.deps, tenant_id, request.args["run_id"]), status=202)
+
+
+@routes.route("/runs/<run_id>/retry", methods=["POST"])
+def retry_run(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply(manual.retry(request.deps, tenant_id, request.args["run_id"]), status=202)
 
 
 @functions_framework.http
 def pipelines(request: flask.Request) -> flask.Response:
-    """Pipeline configuration."""
+    """Pipeline configs (schedules) and runs (manual, backfill, retry, cancel, history)."""
     return serve(request, routes, "pipelines")

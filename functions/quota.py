@@ -1,4 +1,4 @@
-"""The quota function: a tenant reads its plan limits, usage and warnings (X-API-Key)."""
+"""The quota function: a tenant reads its limits, usage, running runs and warnings (X-API-Key)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,18 @@ import flask
 import functions_framework
 
 from shared.http import ApiRequest, Reply, Routes, require_tenant, serve
-from shared.tenancy import profiles
-from shared.tenancy.quota import quota_report
+from shared.platform.errors import not_found
+from shared.tenancy.quota import quota_report, usage_snapshot
 
 routes = Routes()
 
 
 def _report(request: ApiRequest, tenant_id: str) -> Reply:
-    # Subscription and usage in one statement: a warm-key request is one round trip.
-    rows = profiles.tenant_rows(
-        request.deps.warehouse, tenant_id, ("tenant_subscriptions", "tenant_usage_quotas")
-    )
-    subscription = rows["tenant_subscriptions"] or {}
-    usage = rows["tenant_usage_quotas"] or {}
-    body = {"tenant_id": tenant_id, **quota_report(subscription, usage, request.deps.clock())}
-    return Reply(body)
+    now = request.deps.clock()
+    snapshot = usage_snapshot(request.deps.warehouse, tenant_id, now)
+    if snapshot is None:
+        raise not_found("no subscription for this tenant")
+    return Reply({"tenant_id": tenant_id, **quota_report(snapshot, now)})
 
 
 @routes.route("/", methods=["GET"])
@@ -37,5 +34,5 @@ def tenant_quota(request: ApiRequest) -> Reply:
 
 @functions_framework.http
 def quota(request: flask.Request) -> flask.Response:
-    """Plan limits, usage and warnings of the calling tenant."""
+    """Plan limits, usage, running runs and warnings of the calling tenant."""
     return serve(request, routes, "quota")

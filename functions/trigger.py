@@ -1,17 +1,24 @@
-"""The trigger function (lands with a later issue; until then it answers 501)."""
+"""The trigger function: one scheduler tick (Cloud Scheduler via OIDC, or an operator)."""
 
 from __future__ import annotations
 
 import flask
 import functions_framework
 
-from functions._pending import pending_routes
-from shared.http import serve
+from shared.http import ApiRequest, Reply, Routes, serve
+from shared.scheduling.auth import require_scheduler
+from shared.scheduling.trigger import tick
 
-routes = pending_routes("The scheduler trigger")
+routes = Routes()
+
+
+@routes.route("/", methods=["POST"])
+def run_tick(request: ApiRequest) -> Reply:
+    require_scheduler(request)
+    return Reply(tick(request.deps).as_dict())
 
 
 @functions_framework.http
 def trigger(request: flask.Request) -> flask.Response:
-    """The scheduler trigger."""
+    """Admits and enqueues due pipeline runs; reaps runs that stopped heartbeating."""
     return serve(request, routes, "trigger")

@@ -66,6 +66,24 @@ def post_json(url: str, headers: dict[str, str]) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
+def start_scheduling(
+    data_dir: Path, gateway_url: str, admin_key: str, stop: threading.Event
+) -> None:
+    """The local Cloud Tasks + Cloud Run jobs (dispatcher) and Cloud Scheduler (ticker)."""
+    from local.dispatcher import Dispatcher, Ticker
+    from shared.platform.settings import get_settings
+    from shared.scheduling.dispatch import LocalTaskQueue
+
+    settings = get_settings()
+    queue = LocalTaskQueue(data_dir / "tasks.sqlite")
+    Dispatcher(queue, settings.local_runner_concurrency, data_dir / "runs", stop).start()
+    Ticker(f"{gateway_url}/trigger/", admin_key, settings.scheduler_tick_seconds, stop).start()
+    say(
+        f"scheduler  ticks every {settings.scheduler_tick_seconds:g} s; runners: "
+        f"{settings.local_runner_concurrency} at once (logs in {data_dir / 'runs'})"
+    )
+
+
 def main() -> int:
     data_dir = Path(os.environ.get("LOCAL_DATA_DIR", ".local")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +149,7 @@ def main() -> int:
         tmp.write_text(json.dumps(endpoints, indent=2))
         tmp.replace(data_dir / "endpoints.json")  # atomic: readers never see half a file
         say(f"bootstrap: created {report.get('created')}, existing {len(report['existing'])}")
+        start_scheduling(data_dir, gateway_url, platform_secrets[ADMIN_API_KEY], stop)
         say(f"gateway    {gateway_url}  (functions at /<name>/, health at /healthz)")
         say(f"emulator   {emulator.url}  project={project}")
         say(f"admin key  {platform_secrets[ADMIN_API_KEY]}")

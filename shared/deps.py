@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from shared.platform.schemas import SchemaCatalog
     from shared.platform.warehouse import Warehouse
+    from shared.scheduling.dispatch import TaskQueue
     from shared.tenancy.api_keys import AuthCache
     from shared.vault.crypto import Crypto
 
@@ -44,6 +45,7 @@ class Deps:
     _catalog: SchemaCatalog | None = field(default=None, repr=False)
     _crypto: Crypto | None = field(default=None, repr=False)
     _auth_cache: AuthCache | None = field(default=None, repr=False)
+    _task_queue: TaskQueue | None = field(default=None, repr=False)
 
     @property
     def warehouse(self) -> Warehouse:
@@ -68,6 +70,14 @@ class Deps:
 
             self._auth_cache = AuthCache(self.settings.auth_cache_ttl_seconds)
         return self._auth_cache
+
+    @property
+    def task_queue(self) -> TaskQueue:
+        if self._task_queue is None:
+            from shared.scheduling.dispatch import task_queue_from
+
+            self._task_queue = task_queue_from(self.settings)
+        return self._task_queue
 
     @property
     def catalog(self) -> SchemaCatalog:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from shared.deps import Deps
 
 StepStatus = Literal["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
 DqStatus = Literal["PASS", "WARN", "FAIL"]
@@ -71,3 +76,37 @@ class PipelineOutcome:
     rows_written: int = 0
     error_code: str | None = None
     error_message: str | None = None
+
+
+class StepError(Exception):
+    """A step's failure with a stable code; `transient` ones are retried with backoff."""
+
+    def __init__(self, code: str, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What one step gets: the run, its own name and parameters, and the run's stop signal."""
+
+    deps: Deps
+    run: RunContext
+    step_name: str
+    params: dict[str, Any]
+    stop: threading.Event
+
+
+@dataclass
+class StepResult:
+    """What a step reports back to the executor for its step log."""
+
+    rows_processed: int | None = None
+    bytes_billed: int | None = None
+    message: str | None = None
+    dq_results: list[DqResult] = field(default_factory=list)
+
+
+# A step type's implementation, e.g. the function behind `gcp_billing.extract`.
+StepFn = Callable[[StepContext], StepResult]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from google.api_core import exceptions as gexc
 
 from shared.deps import Deps
-from shared.pipelines.context import PipelineOutcome, RunContext, StepLog
+from shared.pipelines.context import PipelineOutcome, RunContext, StepError, StepLog
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 from shared.vault.crypto import DecryptionError
 
@@ -16,19 +16,11 @@ from shared.vault.crypto import DecryptionError
 BUILT_IN_PIPELINES = ("dryrun",)
 
 
-class StepFailed(Exception):
-    """A step's permanent failure, with a stable code for the step log."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def _dryrun_dataset(deps: Deps, run: RunContext) -> str:
     try:
         deps.warehouse.client.get_dataset(f"{deps.warehouse.project}.{run.dataset_id}", timeout=30)
     except gexc.NotFound:
-        raise StepFailed("dataset_missing", f"dataset {run.dataset_id} does not exist") from None
+        raise StepError("dataset_missing", f"dataset {run.dataset_id} does not exist") from None
     return f"dataset {run.dataset_id} is reachable"
 
 
@@ -38,9 +30,9 @@ def _dryrun_credential(deps: Deps, run: RunContext) -> str:
     try:
         decrypt_credential(deps, run.tenant_id, run.credential_id)
     except CredentialUnavailable:
-        raise StepFailed("credential_missing", "the credential is not active") from None
+        raise StepError("credential_missing", "the credential is not active") from None
     except DecryptionError:
-        raise StepFailed("credential_unreadable", "the credential does not decrypt") from None
+        raise StepError("credential_unreadable", "the credential does not decrypt") from None
     # The secret is dropped here: the dry run proves it decrypts, nothing more.
     return "credential decrypts"
 
@@ -66,7 +58,7 @@ def execute(deps: Deps, run: RunContext, stop: threading.Event) -> PipelineOutco
         started = deps.clock()
         try:
             message = step(deps, run)
-        except StepFailed as exc:
+        except StepError as exc:
             outcome.steps.append(
                 StepLog(name, "FAILED", started, deps.clock(), str(exc), error_code=exc.code)
             )

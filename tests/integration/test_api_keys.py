@@ -70,7 +70,12 @@ def test_a_valid_key_reads_its_own_quota(platform: Platform) -> None:
     assert response.status_code == 200
     body = response.get_json()
     assert body["tenant_id"] == tenant["tenant_id"]
-    assert body["daily"] == {"used": 0, "limit": 25, "remaining": 25}
+    assert {k: body["daily"][k] for k in ("used", "limit", "remaining")} == {
+        "used": 0,
+        "limit": 25,
+        "remaining": 25,
+    }
+    assert body["running"] == 0
     assert body["concurrent"]["limit"] == 5
 
 
@@ -109,7 +114,7 @@ def test_a_warm_request_runs_no_authentication_job(platform: Platform) -> None:
     response = platform.tenant_call("quota", "GET", "/", tenant["api_key"])
 
     assert response.status_code == 200
-    # Only the quota read itself (subscription + usage in one statement), no key lookup.
+    # Only the quota read itself (one statement), no key lookup.
     assert CountingClient.jobs - before == 1
 
 

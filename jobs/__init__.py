@@ -1,0 +1,1 @@
+"""The Cloud Run job: `python -m jobs.pipeline_runner --run-id ...`."""

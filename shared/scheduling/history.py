@@ -1,0 +1,139 @@
+"""Reading runs: a tenant's run history with filters and cursor pagination, one run in detail."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.deps import Deps
+from shared.platform.errors import bad_request, not_found
+
+RUN_ID_RE = re.compile(r"^run_[0-9a-f]{32}$")
+RUN_STATES = ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED")
+_COLUMNS = (
+    "run_id, config_id, pipeline, state, trigger, scheduled_for, run_date, attempt, retry_of, "
+    "skip_reason, cancel_requested, admitted_at, started_at, finished_at, rows_written, "
+    "error_code, error_message, created_at"
+)
+
+
+class RunFilters(BaseModel):
+    """Query-string filters of GET /pipelines/runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: str | None = Field(
+        default=None, pattern=r"^(QUEUED|RUNNING|SUCCEEDED|FAILED|CANCELLED|SKIPPED)$"
+    )
+    config_id: str | None = Field(default=None, max_length=64)
+    pipeline: str | None = Field(default=None, max_length=64)
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=200)
+
+
+def run_view(row: dict[str, Any]) -> dict[str, Any]:
+    view = {k: row.get(k) for k in _COLUMNS.split(", ")}
+    view["cancel_requested"] = bool(row.get("cancel_requested"))
+    return view
+
+
+def _encode_cursor(row: dict[str, Any]) -> str:
+    raw = json.dumps([row["created_at"].isoformat(), row["run_id"]])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, run_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        when = dt.datetime.fromisoformat(created)
+        if when.tzinfo is None or not RUN_ID_RE.match(run_id):
+            raise ValueError
+    except (ValueError, TypeError):
+        raise bad_request(
+            "invalid_cursor", "cursor is not one this API returned", field="cursor"
+        ) from None
+    return when, run_id
+
+
+def list_runs(deps: Deps, tenant_id: str, filters: RunFilters) -> dict[str, Any]:
+    """Newest first; the cursor is the last row's (created_at, run_id), so pages never
+    overlap or skip a row even while new runs arrive."""
+    warehouse = deps.warehouse
+    where = ["tenant_id = @t", "state != 'PENDING'"]
+    params: dict[str, Any] = {"t": tenant_id, "limit": filters.limit + 1}
+    for name in ("state", "config_id", "pipeline"):
+        value = getattr(filters, name)
+        if value is not None:
+            where.append(f"{name} = @{name}")
+            params[name] = value
+    if filters.date_from is not None:
+        where.append("run_date >= @date_from")
+        params["date_from"] = filters.date_from
+    if filters.date_to is not None:
+        where.append("run_date <= @date_to")
+        params["date_to"] = filters.date_to
+    if filters.cursor:
+        created, run_id = _decode_cursor(filters.cursor)
+        where.append("(created_at < @c_at OR (created_at = @c_at AND run_id < @c_id))")
+        params.update(c_at=created, c_id=run_id)
+    rows = warehouse.query(
+        f"SELECT {_COLUMNS} FROM {warehouse.central('tenant_pipeline_runs')} "
+        f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, run_id DESC LIMIT @limit",
+        params,
+        component="runs",
+        tenant_id=tenant_id,
+    )
+    page = rows[: filters.limit]
+    more = len(rows) > filters.limit
+    return {
+        "runs": [run_view(r) for r in page],
+        "next_cursor": _encode_cursor(page[-1]) if more and page else None,
+    }
+
+
+def get_run_row(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """The run's row; another tenant's run and an unknown id are the same 404."""
+    if RUN_ID_RE.match(run_id):
+        warehouse = deps.warehouse
+        rows = warehouse.query(
+            f"SELECT {_COLUMNS} FROM {warehouse.central('tenant_pipeline_runs')} "
+            "WHERE tenant_id = @t AND run_id = @r AND state != 'PENDING'",
+            {"t": tenant_id, "r": run_id},
+            component="runs",
+            tenant_id=tenant_id,
+        )
+        if rows:
+            return rows[0]
+    raise not_found("no such run")
+
+
+def get_run(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """The run with its step logs and DQ results."""
+    warehouse = deps.warehouse
+    run = run_view(get_run_row(deps, tenant_id, run_id))
+    keys = {"t": tenant_id, "r": run_id}
+    run["steps"] = warehouse.query(
+        "SELECT step_name, status, message, error_code, attempts, started_at, finished_at, "
+        f"duration_ms, rows_processed, bytes_billed FROM {warehouse.central('tenant_step_logs')} "
+        "WHERE tenant_id = @t AND run_id = @r ORDER BY started_at, step_name",
+        keys,
+        component="runs",
+        tenant_id=tenant_id,
+    )
+    run["dq_results"] = warehouse.query(
+        "SELECT step_name, check_name, status, expected, actual, detail, checked_at "
+        f"FROM {warehouse.central('tenant_dq_results')} "
+        "WHERE tenant_id = @t AND run_id = @r ORDER BY checked_at, check_name",
+        keys,
+        component="runs",
+        tenant_id=tenant_id,
+    )
+    return run

@@ -1,0 +1,347 @@
+"""Run rows in `tenant_pipeline_runs`: creation, settling after admission, claim, finish, cancel.
+
+Every state change is a conditional UPDATE whose `num_dml_affected_rows`
+says whether it happened, so duplicated deliveries and concurrent callers
+are harmless. Rows are created by DML (never streamed) because every one of
+them is UPDATEd later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from google.cloud import bigquery
+
+from shared.pipelines.context import DqResult, PipelineOutcome, StepLog
+from shared.platform.warehouse import Typed, Warehouse
+from shared.scheduling.admission import LIVE_HORIZON, live_runs_sql
+
+TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED")
+# A run admitted but never claimed this long is failed: its task is lost.
+QUEUED_TIMEOUT = dt.timedelta(hours=1)
+# A PENDING row this old lost its admission half-way (the caller crashed).
+PENDING_TIMEOUT = dt.timedelta(minutes=10)
+_MAX_ERROR_MESSAGE = 1000
+
+
+def scheduled_run_id(config_id: str, scheduled_for: dt.datetime) -> str:
+    """The same schedule instant of a config always gets the same run id (and task name)."""
+    key = f"{config_id}|{scheduled_for.astimezone(dt.UTC).isoformat()}"
+    return "run_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def manual_run_id() -> str:
+    return "run_" + uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class NewRun:
+    run_id: str
+    tenant_id: str
+    config_id: str
+    pipeline: str
+    trigger: str  # SCHEDULE, MANUAL or RETRY
+    run_date: dt.date
+    scheduled_for: dt.datetime | None = None
+    attempt: int = 1
+    retry_of: str | None = None
+
+
+def _runs(warehouse: Warehouse) -> str:
+    return warehouse.central("tenant_pipeline_runs")
+
+
+def _struct(**fields: tuple[str, Any]) -> bigquery.StructQueryParameter:
+    return bigquery.StructQueryParameter(
+        None,
+        *(bigquery.ScalarQueryParameter(name, t, v) for name, (t, v) in fields.items()),
+    )
+
+
+def insert_pending(warehouse: Warehouse, runs: list[NewRun], now: dt.datetime) -> int:
+    """PENDING rows for runs about to ask for admission; an existing run id is left alone."""
+    if not runs:
+        return 0
+    rows = bigquery.ArrayQueryParameter(
+        "rows",
+        "STRUCT",
+        [
+            _struct(
+                run_id=("STRING", r.run_id),
+                tenant_id=("STRING", r.tenant_id),
+                config_id=("STRING", r.config_id),
+                pipeline=("STRING", r.pipeline),
+                trigger=("STRING", r.trigger),
+                run_date=("DATE", r.run_date),
+                scheduled_for=("TIMESTAMP", r.scheduled_for),
+                attempt=("INT64", r.attempt),
+                retry_of=("STRING", r.retry_of),
+            )
+            for r in runs
+        ],
+    )
+    # MERGE, not INSERT: two deliveries of one tick insert each run once
+    # (concurrent MERGEs into one partition conflict and the loser reruns).
+    return warehouse.execute(
+        f"MERGE {_runs(warehouse)} AS r USING ("
+        "SELECT n.*, @now AS now FROM UNNEST(@rows) AS n) AS n "
+        "ON r.run_id = n.run_id AND r.created_at >= n.now - INTERVAL 7 DAY "
+        "WHEN NOT MATCHED THEN INSERT (run_id, tenant_id, config_id, pipeline, state, trigger, "
+        "scheduled_for, run_date, attempt, retry_of, cancel_requested, created_at, updated_at) "
+        "VALUES (n.run_id, n.tenant_id, n.config_id, n.pipeline, 'PENDING', n.trigger, "
+        "n.scheduled_for, n.run_date, n.attempt, n.retry_of, FALSE, n.now, n.now)",
+        {"rows": rows, "now": now},
+        component="runs",
+    )
+
+
+def queue_admitted(warehouse: Warehouse, run_ids: list[str], now: dt.datetime) -> int:
+    """PENDING -> QUEUED for runs admitted all at once (manual runs, backfills, retries)."""
+    return warehouse.execute(
+        f"UPDATE {_runs(warehouse)} SET state = 'QUEUED', admitted_at = @now, updated_at = @now "
+        "WHERE created_at >= @horizon AND run_id IN UNNEST(@ids) AND state = 'PENDING'",
+        {"now": now, "ids": Typed("STRING", run_ids), "horizon": now - LIVE_HORIZON},
+        component="runs",
+    )
+
+
+def discard_pending(warehouse: Warehouse, run_ids: list[str], now: dt.datetime) -> int:
+    """Refused manual runs leave nothing behind: their PENDING rows are deleted."""
+    return warehouse.execute(
+        f"DELETE FROM {_runs(warehouse)} "
+        "WHERE created_at >= @horizon AND run_id IN UNNEST(@ids) AND state = 'PENDING'",
+        {"ids": Typed("STRING", run_ids), "horizon": now - LIVE_HORIZON},
+        component="runs",
+    )
+
+
+def settle(
+    warehouse: Warehouse,
+    tick_run_ids: list[str],
+    tenant_ids: list[str],
+    now: dt.datetime,
+    stale_after: dt.timedelta,
+) -> int:
+    """One UPDATE after a tick's admission: its PENDING runs become QUEUED or SKIPPED (with
+    the reason), and the reaper's work is done in the same statement: RUNNING runs
+    silent for `stale_after` and QUEUED runs never claimed fail, PENDING rows a
+    crashed caller left are skipped. Terminal states free their slots.
+    """
+    usage = warehouse.central("tenant_usage_quotas")
+    subscriptions = warehouse.central("tenant_subscriptions")
+    beats = warehouse.central("tenant_run_heartbeats")
+    runs = _runs(warehouse)
+    sql = f"""
+UPDATE {runs} AS r
+SET state = d.new_state, skip_reason = d.skip_reason, error_code = d.error_code,
+    error_message = d.error_message,
+    admitted_at = IF(d.new_state = 'QUEUED', d.now, r.admitted_at),
+    finished_at = IF(d.new_state = 'QUEUED', r.finished_at, d.now), updated_at = d.now
+FROM (
+  WITH held AS ({live_runs_sql(warehouse)}),
+  reasons AS (
+    SELECT u.tenant_id, CASE
+      WHEN IF(u.usage_date = @today, u.daily_runs, 0) >= s.daily_run_limit
+        THEN 'daily_quota_exceeded'
+      WHEN IF(u.usage_month = @month, u.monthly_runs, 0) >= s.monthly_run_limit
+        THEN 'monthly_quota_exceeded'
+      ELSE 'concurrent_limit_reached' END AS reason
+    FROM {usage} AS u JOIN {subscriptions} AS s ON s.tenant_id = u.tenant_id
+    WHERE u.tenant_id IN UNNEST(@tenants)
+  ),
+  ticked AS (
+    SELECT p.run_id, p.state AS old_state,
+      IF(h.run_id IS NULL, 'SKIPPED', 'QUEUED') AS new_state,
+      IF(h.run_id IS NULL, IFNULL(x.reason, 'not_admitted'), CAST(NULL AS STRING)) AS skip_reason,
+      CAST(NULL AS STRING) AS error_code, CAST(NULL AS STRING) AS error_message
+    FROM {runs} AS p
+    LEFT JOIN held AS h ON h.run_id = p.run_id
+    LEFT JOIN reasons AS x ON x.tenant_id = p.tenant_id
+    WHERE p.created_at >= @horizon AND p.state = 'PENDING' AND p.run_id IN UNNEST(@tick_ids)
+  ),
+  reaped AS (
+    SELECT q.run_id, q.state AS old_state,
+      IF(q.state = 'PENDING', 'SKIPPED', 'FAILED') AS new_state,
+      IF(q.state = 'PENDING', 'admission_interrupted', CAST(NULL AS STRING)) AS skip_reason,
+      CASE q.state WHEN 'RUNNING' THEN 'lost_heartbeat' WHEN 'QUEUED' THEN 'never_started'
+        ELSE CAST(NULL AS STRING) END AS error_code,
+      CASE q.state WHEN 'RUNNING' THEN 'lost heartbeat: the runner stopped reporting'
+        WHEN 'QUEUED' THEN 'never started: the run was not picked up in time'
+        ELSE CAST(NULL AS STRING) END AS error_message
+    FROM {runs} AS q
+    WHERE q.created_at >= @horizon AND (
+      (q.state = 'RUNNING' AND IFNULL(q.started_at, q.created_at) < @stale_before
+        AND q.run_id NOT IN (SELECT b.run_id FROM {beats} AS b WHERE b.beat_at >= @stale_before))
+      OR (q.state = 'QUEUED' AND IFNULL(q.admitted_at, q.created_at) < @queued_before)
+      OR (q.state = 'PENDING' AND q.created_at < @pending_before
+        AND q.run_id NOT IN UNNEST(@tick_ids)))
+  )
+  SELECT t.*, @now AS now FROM (SELECT * FROM ticked UNION ALL SELECT * FROM reaped) AS t
+) AS d
+WHERE r.run_id = d.run_id AND r.state = d.old_state AND r.created_at >= @horizon
+"""
+    return warehouse.execute(
+        sql,
+        {
+            "tick_ids": Typed("STRING", tick_run_ids),
+            "tenants": Typed("STRING", tenant_ids),
+            "today": now.astimezone(dt.UTC).date(),
+            "month": now.astimezone(dt.UTC).date().replace(day=1),
+            "now": now,
+            "horizon": now - LIVE_HORIZON,
+            "stale_before": now - stale_after,
+            "queued_before": now - QUEUED_TIMEOUT,
+            "pending_before": now - PENDING_TIMEOUT,
+        },
+        component="trigger",
+    )
+
+
+def claim(warehouse: Warehouse, run_id: str, now: dt.datetime) -> bool:
+    """QUEUED -> RUNNING; False means another delivery has it, or it was cancelled."""
+    return (
+        warehouse.execute(
+            f"UPDATE {_runs(warehouse)} SET state = 'RUNNING', started_at = @now, "
+            "updated_at = @now WHERE created_at >= @horizon AND run_id = @r AND state = 'QUEUED' "
+            "AND NOT IFNULL(cancel_requested, FALSE)",
+            {"now": now, "r": run_id, "horizon": now - LIVE_HORIZON},
+            component="runner",
+        )
+        == 1
+    )
+
+
+def finish(warehouse: Warehouse, run_id: str, outcome: PipelineOutcome, now: dt.datetime) -> bool:
+    """RUNNING -> the outcome's state (which frees the slot); False if the run was reaped."""
+    message = (outcome.error_message or "")[:_MAX_ERROR_MESSAGE] or None
+    return (
+        warehouse.execute(
+            f"UPDATE {_runs(warehouse)} SET state = @state, finished_at = @now, updated_at = @now, "
+            "rows_written = @rows, error_code = @code, error_message = @message "
+            "WHERE created_at >= @horizon AND run_id = @r AND state = 'RUNNING'",
+            {
+                "state": outcome.state,
+                "now": now,
+                "rows": outcome.rows_written,
+                "code": Typed("STRING", outcome.error_code),
+                "message": Typed("STRING", message),
+                "r": run_id,
+                "horizon": now - LIVE_HORIZON,
+            },
+            component="runner",
+        )
+        == 1
+    )
+
+
+def write_logs(
+    warehouse: Warehouse,
+    run: dict[str, Any],
+    steps: list[StepLog],
+    dq_results: list[DqResult],
+    now: dt.datetime,
+) -> None:
+    """Step logs and DQ results of a run, one INSERT each (append-only, never mutated)."""
+    if steps:
+        logs = bigquery.ArrayQueryParameter(
+            "logs",
+            "STRUCT",
+            [
+                _struct(
+                    log_id=("STRING", uuid.uuid4().hex),
+                    step_name=("STRING", s.step_name),
+                    status=("STRING", s.status),
+                    message=("STRING", (s.message or "")[:_MAX_ERROR_MESSAGE] or None),
+                    error_code=("STRING", s.error_code),
+                    attempts=("INT64", s.attempts),
+                    started_at=("TIMESTAMP", s.started_at),
+                    finished_at=("TIMESTAMP", s.finished_at),
+                    duration_ms=("INT64", s.duration_ms),
+                    rows_processed=("INT64", s.rows_processed),
+                    bytes_billed=("INT64", s.bytes_billed),
+                )
+                for s in steps
+            ],
+        )
+        warehouse.execute(
+            f"INSERT INTO {warehouse.central('tenant_step_logs')} (log_id, run_id, tenant_id, "
+            "config_id, step_name, status, message, error_code, attempts, started_at, "
+            "finished_at, duration_ms, rows_processed, bytes_billed, logged_at) "
+            "SELECT l.log_id, @run_id, @tenant_id, @config_id, l.step_name, l.status, l.message, "
+            "l.error_code, l.attempts, l.started_at, l.finished_at, l.duration_ms, "
+            "l.rows_processed, l.bytes_billed, @now FROM UNNEST(@logs) AS l",
+            {"logs": logs, **_run_keys(run), "now": now},
+            component="runner",
+            tenant_id=str(run["tenant_id"]),
+        )
+    if dq_results:
+        results = bigquery.ArrayQueryParameter(
+            "results",
+            "STRUCT",
+            [
+                _struct(
+                    result_id=("STRING", uuid.uuid4().hex),
+                    step_name=("STRING", d.step_name),
+                    check_name=("STRING", d.check_name),
+                    status=("STRING", d.status),
+                    expected=("STRING", d.expected),
+                    actual=("STRING", d.actual),
+                    detail=("STRING", d.detail),
+                    checked_at=("TIMESTAMP", d.checked_at),
+                )
+                for d in dq_results
+            ],
+        )
+        warehouse.execute(
+            f"INSERT INTO {warehouse.central('tenant_dq_results')} (result_id, run_id, tenant_id, "
+            "config_id, step_name, check_name, status, expected, actual, detail, checked_at) "
+            "SELECT d.result_id, @run_id, @tenant_id, @config_id, d.step_name, d.check_name, "
+            "d.status, d.expected, d.actual, d.detail, d.checked_at FROM UNNEST(@results) AS d",
+            {"results": results, **_run_keys(run)},
+            component="runner",
+            tenant_id=str(run["tenant_id"]),
+        )
+
+
+def _run_keys(run: dict[str, Any]) -> dict[str, Any]:
+    return {"run_id": run["run_id"], "tenant_id": run["tenant_id"], "config_id": run["config_id"]}
+
+
+def beat(warehouse: Warehouse, run_id: str, tenant_id: str, now: dt.datetime) -> None:
+    """A liveness beat, streamed: beats never contend with the DML on run rows."""
+    table = f"{warehouse.project}.{warehouse.settings.central_dataset}.tenant_run_heartbeats"
+    errors = warehouse.client.insert_rows_json(
+        table, [{"run_id": run_id, "tenant_id": tenant_id, "beat_at": now.isoformat()}]
+    )
+    if errors:
+        raise RuntimeError(f"heartbeat refused: {str(errors)[:200]}")
+
+
+def still_wanted(warehouse: Warehouse, run_id: str, now: dt.datetime) -> bool:
+    """False once the run was cancelled or reaped: the runner should stop."""
+    rows = warehouse.query(
+        f"SELECT state, cancel_requested FROM {_runs(warehouse)} "
+        "WHERE created_at >= @horizon AND run_id = @r",
+        {"r": run_id, "horizon": now - LIVE_HORIZON},
+        component="runner",
+    )
+    return bool(rows) and rows[0]["state"] == "RUNNING" and not rows[0]["cancel_requested"]
+
+
+def request_cancel(warehouse: Warehouse, tenant_id: str, run_id: str, now: dt.datetime) -> int:
+    """A queued run is cancelled at once (its slot freed); a running one is asked to stop."""
+    return warehouse.execute(
+        f"UPDATE {_runs(warehouse)} SET cancel_requested = TRUE, updated_at = @now, "
+        "state = IF(state = 'RUNNING', state, 'CANCELLED'), "
+        "finished_at = IF(state = 'RUNNING', finished_at, @now), "
+        "error_code = IF(state = 'RUNNING', error_code, 'cancelled') "
+        "WHERE created_at >= @horizon AND tenant_id = @t AND run_id = @r "
+        "AND state IN ('PENDING', 'QUEUED', 'RUNNING')",
+        {"now": now, "t": tenant_id, "r": run_id, "horizon": now - LIVE_HORIZON},
+        component="runs",
+        tenant_id=tenant_id,
+    )
