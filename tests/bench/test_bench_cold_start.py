@@ -5,11 +5,11 @@ Each measurement starts a fresh `functions-framework --source main.py --target
 answers; the clock runs from process start to that answer. Two requests:
 
 - `OPTIONS /` (CORS preflight): needs no warehouse, so it shows the cost of the
-  function's own imports. For the stub functions (pipelines, trigger: 501
-  until their code lands) this is the only request that succeeds.
+  function's own imports (the "function that needs no warehouse" of issue 13).
 - one representative 2xx that needs BigQuery (quota GET, tenant status, list
-  credentials, an onboarding replay, an ignored Stripe event): imports, first
-  client and first round trips to the emulator.
+  credentials, an onboarding replay, an ignored Stripe event, list pipeline
+  configs, a trigger tick with nothing due): imports, first client and first
+  round trips to the emulator.
 
 Each figure is the median of three fresh processes. Import figures come from
 `python -X importtime -c "import main; main.<fn>"`.
@@ -134,6 +134,8 @@ def representative(platform: Platform) -> dict[str, Probe]:
         "stripe_webhook": Probe(
             "POST", "/", {"Stripe-Signature": signature, **json_type}, event.encode()
         ),
+        "pipelines": Probe("GET", "/configs", key),
+        "trigger": Probe("POST", "/", admin),
     }
 
 
@@ -257,7 +259,7 @@ def test_bench_cold_start_per_function(
             print(
                 f"BENCH cold start {function:<15} {deps_label:<13} modules {modules:>5}  "
                 f"OPTIONS {row['options'][1]} after {row['options'][0]:5.2f} s  "
-                + (f"first {first[1]} after {first[0]:5.2f} s" if first else "(stub: no 2xx)")
+                + (f"first {first[1]} after {first[0]:5.2f} s" if first else "(no 2xx probe)")
             )
             print("      top imports (self ms): " + ", ".join(f"{n} {ms:.0f}" for n, ms in top))
     print()
@@ -271,7 +273,7 @@ def test_bench_cold_start_per_function(
         print(
             f"| {row['function']} | {row['deps']} | {row['modules']} "
             f"| {row['options'][0]:.2f} s | "
-            + (f"{first[0]:.2f} s ({first[1]}) |" if first else "- (stub) |")
+            + (f"{first[0]:.2f} s ({first[1]}) |" if first else "- |")
         )
     for row in rows:
         assert row["options"][1] == 204, row
