@@ -11,7 +11,7 @@ INFRA_STAMP := $(INFRA_VENV)/.installed-$(shell cat requirements-infra.txt | cks
 # Offline: no update checks, no guideline downloads, no HashiCorp checkpoint.
 OFFLINE := CHECKPOINT_DISABLE=1 CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE
 
-.PHONY: venv run test unit integration e2e bench lint fmt clean infra-venv infra-check
+.PHONY: venv run demo test unit integration e2e bench lint fmt clean infra-venv infra-check
 
 venv: $(STAMP)
 
@@ -24,6 +24,9 @@ $(STAMP): requirements.txt requirements-local.txt
 
 run: venv ## start the embedded local stack in the foreground
 	$(PY) -m local.stack
+
+demo: venv ## GCP billing export -> FOCUS over the local stack (starts one unless running)
+	$(PY) -m local.demo
 
 test: venv infra-check ## the whole suite: infra checks, unit, integration (emulator) and e2e (whole stack)
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/integration tests/e2e

@@ -9,6 +9,7 @@ functions' code (the Stripe SDK, Tink, ...). `import main` itself imports nothin
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -53,3 +54,13 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(FUNCTION_NAMES))
+
+
+# functions-framework executes this module inside each new app's context: make
+# that app answer its own errors (404/405 outside our routes) as JSON too.
+# Flask is already loaded there; elsewhere (`import main`) there is no app.
+_flask = sys.modules.get("flask")
+if _flask is not None and _flask.has_app_context():
+    from shared.http import install_json_errors
+
+    install_json_errors(_flask.current_app)

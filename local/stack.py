@@ -119,10 +119,19 @@ def main() -> int:
                 **platform_secrets,
             }
         )
-        from local.gateway import build_gateway  # after env is set: settings read it
+        from local.gateway import (  # after env is set: settings read it
+            JsonRequestHandler,
+            build_gateway,
+        )
 
         try:
-            server = make_server("127.0.0.1", port, build_gateway(), threaded=True)
+            server = make_server(
+                "127.0.0.1",
+                port,
+                build_gateway(),
+                threaded=True,
+                request_handler=JsonRequestHandler,
+            )
         except OSError as exc:
             say(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); set PORT to another port")
             return 1

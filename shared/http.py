@@ -7,6 +7,7 @@ import decimal
 import hmac
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 from shared.deps import Deps, deps
@@ -32,6 +33,125 @@ M = TypeVar("M", bound=BaseModel)
 _CORS_HEADERS = "Content-Type, X-API-Key, X-Admin-Key, Idempotency-Key, X-Request-Id"
 _CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# Hostile-JSON bounds (docs/decisions.md, Foundation). No API body nests deeper
+# than a handful of levels; 64 leaves room and keeps json.loads far from the
+# recursion limit. 100 digits is beyond any count, id or amount we accept and
+# far below CPython's 4,300-digit int-conversion guard (a ValueError).
+MAX_JSON_DEPTH = 64
+MAX_NUMBER_CHARS = 100
+# C0 controls except TAB, LF and CR, DEL, and C1 controls: never meaningful in
+# text, and NUL in particular truncates or corrupts values downstream. TAB/LF/CR
+# stay: multi-line values are real (PEM keys in service-account JSON, notes),
+# and every response and log line is JSON-escaped, so they can't inject.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Field names are single-line: no control character at all.
+_KEY_CONTROL_RE = re.compile("[\\x00-\\x1f\\x7f-\\x9f]")
+_JSON_STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class _RefusedJson(Exception):
+    """A JSON body refused while parsing; carries the 4xx to answer."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.detail)
+        self.error = error
+
+
+def _json_depth(data: bytes) -> int:
+    """The deepest [ / { nesting of a JSON text, found without recursion.
+
+    Strings are removed first so brackets inside them don't count; a malformed
+    text may over-count, which only turns one 400 into another.
+    """
+    brackets = _JSON_STRING_RE.sub(b"", data).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _RefusedJson(
+            unprocessable_number(f"a number has more than {MAX_NUMBER_CHARS} characters")
+        )
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text) if len(text) <= MAX_NUMBER_CHARS else math.inf
+    if not math.isfinite(value):
+        raise _RefusedJson(
+            unprocessable_number(
+                f"a number has more than {MAX_NUMBER_CHARS} characters or is out of range"
+            )
+        )
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    raise _RefusedJson(
+        unprocessable_number(f"{text} is not a JSON number; NaN and Infinity are refused")
+    )
+
+
+def unprocessable_number(detail: str) -> ApiError:
+    return ApiError(422, "invalid_number", detail)
+
+
+def parse_json_bytes(data: bytes) -> Any:
+    """Bounded json.loads: depth, number length, NaN/Infinity and encoding are 4xx, not crashes."""
+    if _json_depth(data) > MAX_JSON_DEPTH:
+        raise bad_request("invalid_json", f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(
+            data,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+        )
+    except _RefusedJson as exc:
+        raise exc.error from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad_request("invalid_json", f"malformed JSON body: {_json_problem(exc)}") from None
+    except (ValueError, RecursionError):
+        # Belt and braces behind the bounds above; never a 5xx for a body.
+        raise bad_request("invalid_json", "malformed JSON body") from None
+
+
+def refuse_control_characters(value: Any, path: str = "") -> None:
+    """422 naming the first string (value or key) holding a control character."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:  # iterative: depth is bounded, but no recursion is needed at all
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if _CONTROL_RE.search(item):
+                field_name = where or "body"
+                raise ApiError(
+                    422,
+                    "control_characters",
+                    f"{field_name}: control characters (such as NUL) are not allowed",
+                    field=field_name,
+                )
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{where}.{key}" if where else str(key)
+                if _KEY_CONTROL_RE.search(str(key)):
+                    raise ApiError(
+                        422,
+                        "control_characters",
+                        "a field name contains control characters",
+                        field=where or "body",
+                    )
+                stack.append((child_path, child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]" if where else f"[{i}]", c) for i, c in enumerate(item))
 
 
 @dataclass
@@ -75,14 +195,11 @@ class ApiRequest:
         data = self.body_bytes()
         if not data.strip():
             raise bad_request("invalid_json", "request body is empty; a JSON object is required")
-        try:
-            value = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise bad_request(
-                "invalid_json", f"malformed JSON body: {_json_problem(exc)}"
-            ) from None
+        value = parse_json_bytes(data)
         if not isinstance(value, dict):
             raise bad_request("invalid_json", "the JSON body must be an object")
+        # Once, here, for every field of every JSON body: no per-model validators.
+        refuse_control_characters(value)
         return value
 
     def model(self, model: type[M]) -> M:
@@ -91,6 +208,8 @@ class ApiRequest:
 
 
 def parse_model(model: type[M], data: Any) -> M:
+    # Also here, for data that is not a JSON body (query-string filters).
+    refuse_control_characters(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -182,10 +301,28 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _finite(value: Any) -> Any:
+    """The value with every NaN/Infinity float replaced by null (they are not JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dumps(body: Any) -> str:
+    """Strict JSON out: NaN and Infinity are never emitted (input refuses them too)."""
+    try:
+        return json.dumps(body, default=_json_default, allow_nan=False)
+    except ValueError:
+        log.error("non-finite number in a response replaced by null")
+        return json.dumps(_finite(body), default=_json_default, allow_nan=False)
+
+
 def _json_response(body: Any, status: int, headers: dict[str, str]) -> flask.Response:
-    response = flask.Response(
-        json.dumps(body, default=_json_default), status=status, mimetype="application/json"
-    )
+    response = flask.Response(dumps(body), status=status, mimetype="application/json")
     for key, value in headers.items():
         response.headers[key] = value
     response.headers["Cache-Control"] = "no-store"
@@ -242,6 +379,44 @@ def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.R
     return _json_response(body, status, {**headers, **cors, "X-Request-Id": request_id})
 
 
+def client_address(request: flask.Request) -> str:
+    """The client as the platform's front end saw it, for rate limiting.
+
+    Behind Google's front end (Cloud Functions gen2 / Cloud Run) the peer is
+    the proxy and the client's address is the LAST X-Forwarded-For entry: the
+    one the front end appended. Earlier entries are whatever the client sent
+    and prove nothing. Without the header (local stack), the peer address.
+    """
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    last = forwarded.rsplit(",", 1)[-1].strip()[:64]
+    return last or request.remote_addr or "unknown"
+
+
+def _framework_error(exc: Exception) -> flask.Response:
+    """An error Flask or functions-framework answers before serve() runs, as JSON."""
+    if isinstance(exc, HTTPException) and exc.code and exc.code < 500:
+        status = exc.code
+        code = "not_found" if status == 404 else (exc.name or "error").lower().replace(" ", "_")
+        detail = f"{exc.name}" if status != 404 else "no route for this path"
+    else:
+        log.error("framework error", extra={"error_type": type(exc).__name__})
+        status, code, detail = 503, "unavailable", "the request could not be completed; retry later"
+    body = {"error": code, "detail": detail, "request_id": uuid.uuid4().hex}
+    headers = {"Retry-After": "5"} if status == 503 else {}
+    return _json_response(body, status, headers)
+
+
+def install_json_errors(app: flask.Flask) -> None:
+    """Makes the functions-framework app answer its own errors with the JSON error body.
+
+    Its URL map (`/<path:path>`, `/robots.txt`, `/favicon.ico`) can answer 404
+    or 405 HTML pages without calling the function: e.g. a path holding a
+    newline matches none of its rules.
+    """
+    app.register_error_handler(HTTPException, _framework_error)
+    app.register_error_handler(500, _framework_error)
+
+
 def require_admin(request: ApiRequest) -> None:
     """X-Admin-Key, compared in constant time against the configured admin secret."""
     expected = require(request.deps.secrets, ADMIN_API_KEY)
@@ -259,6 +434,7 @@ def require_tenant(request: ApiRequest, tenant_id: str | None = None) -> Princip
         pepper=require(current.secrets, API_KEY_PEPPER),
         cache=current.auth_cache,
         now=current.clock(),
+        client=client_address(request.raw),
     )
     if tenant_id is not None and tenant_id != principal.tenant_id:
         raise forbidden("the API key does not belong to this tenant")

@@ -2,34 +2,75 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import threading
 import time
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shared.platform.errors import forbidden, unauthorized
+from shared.platform.errors import ApiError, forbidden, unauthorized
 
 if TYPE_CHECKING:  # the BigQuery client loads with the warehouse, not with this module
     from shared.platform.warehouse import Warehouse
 
-# 32 random bytes = 256 bits, URL-safe; the tenant prefix tells keys apart in logs-free UIs.
-_RANDOM_BYTES = 32
-KEY_RE = re.compile(r"^([a-z0-9_]{3,50})_api_([A-Za-z0-9_-]{43})$")
+# Keys are `{tenant_id}_api_{random}{check}`: 24 random bytes (192 bits, 32
+# URL-safe characters) then an 8-character keyed checksum (48 bits of an HMAC
+# of everything before it under a key derived from the pepper). A made-up or
+# mistyped key fails the checksum offline; only keys this platform issued can
+# cost a warehouse lookup. A random guess passes the checksum once in 2**48.
+_RANDOM_BYTES = 24
+RANDOM_BITS = _RANDOM_BYTES * 8
+_RANDOM_CHARS = 32
+_CHECK_CHARS = 8
+KEY_RE = re.compile(
+    rf"^([a-z0-9_]{{3,50}})_api_([A-Za-z0-9_-]{{{_RANDOM_CHARS}}})([A-Za-z0-9_-]{{{_CHECK_CHARS}}})$"
+)
 _MAX_KEY_LENGTH = 200
+
+# Every lookup reads two small central tables; a runaway plan can't cost more.
+LOOKUP_MAX_BYTES = 100 * 1024 * 1024
+
+# Failed authentications per client before 429 (docs/decisions.md, Tenancy).
+FAILED_AUTH_LIMIT = 20
+FAILED_AUTH_WINDOW_SECONDS = 60
+_MAX_TRACKED_CLIENTS = 10_000
+
+# Auth cache bounds: entries kept (LRU beyond) and how long a miss is remembered.
+AUTH_CACHE_MAX_ENTRIES = 50_000
+MISS_TTL_SECONDS = 5.0
 
 # Tenants in these states may not call tenant endpoints at all.
 BLOCKED_STATUSES = frozenset({"SUSPENDED", "CANCELLED", "DELETED"})
 
 
-def generate_key(tenant_id: str) -> str:
-    return f"{tenant_id}_api_{secrets.token_urlsafe(_RANDOM_BYTES)}"
+def _checksum(pepper: str, body: str) -> str:
+    # A key of its own (derived from the pepper), so the checksum and the
+    # stored hash are never the same function of the key.
+    check_key = hmac.new(pepper.encode(), b"convergence api key checksum v1", hashlib.sha256)
+    digest = hmac.new(check_key.digest(), body.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:_CHECK_CHARS]
+
+
+def generate_key(tenant_id: str, pepper: str) -> str:
+    body = f"{tenant_id}_api_{secrets.token_urlsafe(_RANDOM_BYTES)}"
+    return body + _checksum(pepper, body)
+
+
+def well_formed(key: str, pepper: str) -> bool:
+    """Whether `key` has the key format and a valid checksum: decided offline."""
+    if len(key) > _MAX_KEY_LENGTH or not KEY_RE.match(key):
+        return False
+    body, check = key[:-_CHECK_CHARS], key[-_CHECK_CHARS:]
+    return hmac.compare_digest(_checksum(pepper, body), check)
 
 
 def hash_key(pepper: str, key: str) -> str:
@@ -50,6 +91,8 @@ class Principal:
     tenant_id: str
     key_id: str
     tenant_status: str
+    # When the key stops working (rotation overlap); None while it has no end.
+    expires_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +110,7 @@ def insert_key(
     created_by: str,
 ) -> IssuedKey:
     """A new ACTIVE key, inserted by DML so that rotation and revocation may UPDATE it."""
-    key = generate_key(tenant_id)
+    key = generate_key(tenant_id, pepper)
     issued = IssuedKey(key=key, key_id=f"key_{uuid.uuid4().hex}", key_prefix=key_prefix(key))
     warehouse.execute(
         f"INSERT INTO {warehouse.central('tenant_api_keys')} "
@@ -135,36 +178,113 @@ def list_keys(warehouse: Warehouse, tenant_id: str) -> list[dict[str, object]]:
     )
 
 
-class AuthCache:
-    """Key-hash -> principal (or a known miss) for `ttl` seconds, so a warm request runs no job.
+class FailedAuthLimiter:
+    """Sliding window of failed authentications per client, in bounded memory.
 
-    Revocation clears the entry at once in this process; other processes see it
-    when their entry expires, so the TTL bounds revocation latency.
+    Per process, like the cache: an attacker spread over instances gets the
+    limit per instance, which still caps the rate each instance serves.
     """
 
-    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl_seconds
+    def __init__(
+        self,
+        limit: int = FAILED_AUTH_LIMIT,
+        window_seconds: float = FAILED_AUTH_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = _MAX_TRACKED_CLIENTS,
+    ) -> None:
+        self.limit = limit
+        self.window = window_seconds
         self._clock = clock
-        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self._max_clients = max_clients
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key_hash: str) -> tuple[bool, Principal | None]:
+    def retry_after(self, client: str) -> int:
+        """Seconds until `client` may try again; 0 if it is not limited."""
+        with self._lock:
+            failures = self._failures.get(client)
+            if failures is None:
+                return 0
+            now = self._clock()
+            while failures and failures[0] <= now - self.window:
+                failures.popleft()
+            if len(failures) < self.limit:
+                return 0
+            return max(1, math.ceil(failures[0] + self.window - now))
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            failures = self._failures.pop(client, None)
+            if failures is None:
+                failures = deque(maxlen=self.limit)
+            failures.append(self._clock())
+            self._failures[client] = failures  # most recent last
+            while len(self._failures) > self._max_clients:
+                self._failures.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    deadline: float  # monotonic
+    principal: Principal | None
+
+
+class AuthCache:
+    """Key-hash -> principal (or a known miss), so a warm request runs no job.
+
+    A principal is kept for `ttl` seconds but never past its key's expiry; a
+    miss for `miss_ttl_seconds`. At most `max_entries` are kept: beyond that
+    the least recently used go, one at a time. Revocation clears the entry at
+    once in this process; other processes see it when their entry expires, so
+    the TTL bounds revocation latency.
+    """
+
+    def __init__(
+        self,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_entries: int = AUTH_CACHE_MAX_ENTRIES,
+        miss_ttl_seconds: float = MISS_TTL_SECONDS,
+    ) -> None:
+        self.ttl = ttl_seconds
+        self.miss_ttl = min(miss_ttl_seconds, ttl_seconds)
+        self.max_entries = max_entries
+        self.limiter = FailedAuthLimiter()
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str, now: dt.datetime | None = None) -> tuple[bool, Principal | None]:
+        """(hit, principal); `now` is wall-clock time, checked against the key's expiry."""
         with self._lock:
             entry = self._entries.get(key_hash)
-            if entry is None or entry[0] <= self._clock():
-                self._entries.pop(key_hash, None)
+            if entry is None:
                 return False, None
-            return True, entry[1]
+            principal = entry.principal
+            expired = (
+                principal is not None
+                and principal.expires_at is not None
+                and (now is None or principal.expires_at <= now)
+            )
+            if entry.deadline <= self._clock() or expired:
+                del self._entries[key_hash]
+                return False, None
+            self._entries.move_to_end(key_hash)
+            return True, principal
 
     def put(self, key_hash: str, principal: Principal | None) -> None:
+        ttl = self.ttl if principal is not None else self.miss_ttl
         with self._lock:
-            if len(self._entries) > 100_000:
-                self._entries.clear()  # bounded memory under a key-guessing flood
-            self._entries[key_hash] = (self._clock() + self.ttl, principal)
+            self._entries[key_hash] = _Entry(self._clock() + ttl, principal)
+            self._entries.move_to_end(key_hash)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
 
     def forget_tenant(self, tenant_id: str, key_id: str | None = None) -> None:
         with self._lock:
-            for key_hash, (_, principal) in list(self._entries.items()):
+            for key_hash, entry in list(self._entries.items()):
+                principal = entry.principal
                 if principal is None or principal.tenant_id != tenant_id:
                     continue
                 if key_id is None or principal.key_id == key_id:
@@ -173,7 +293,7 @@ class AuthCache:
 
 def lookup(warehouse: Warehouse, key_hash: str, now: dt.datetime) -> Principal | None:
     rows = warehouse.query(
-        "SELECT k.key_id, k.tenant_id, p.status AS tenant_status "
+        "SELECT k.key_id, k.tenant_id, k.expires_at, p.status AS tenant_status "
         f"FROM {warehouse.central('tenant_api_keys')} AS k "
         f"JOIN {warehouse.central('tenant_profiles')} AS p ON p.tenant_id = k.tenant_id "
         "WHERE k.key_hash = @key_hash AND k.status = 'ACTIVE' "
@@ -181,11 +301,14 @@ def lookup(warehouse: Warehouse, key_hash: str, now: dt.datetime) -> Principal |
         "AND p.onboarding_state = 'COMPLETE' LIMIT 1",
         {"key_hash": key_hash, "now": now},
         component="auth",
+        maximum_bytes_billed=LOOKUP_MAX_BYTES,
     )
     if not rows:
         return None
     row = rows[0]
-    return Principal(str(row["tenant_id"]), str(row["key_id"]), str(row["tenant_status"]))
+    return Principal(
+        str(row["tenant_id"]), str(row["key_id"]), str(row["tenant_status"]), row["expires_at"]
+    )
 
 
 def authenticate_key(
@@ -195,20 +318,33 @@ def authenticate_key(
     pepper: str,
     cache: AuthCache,
     now: dt.datetime,
+    client: str = "",
 ) -> Principal:
     """The principal of a valid key; 401 for a missing or unknown key, 403 for a blocked tenant.
 
-    The lookup is by HMAC only, never by the tenant part of the key, so an
-    unknown key costs the same whether or not its tenant exists.
+    A key failing the format or its checksum is refused without touching the
+    warehouse. The lookup is by HMAC only, never by the tenant part of the
+    key, so an unknown key costs the same whether or not its tenant exists.
+    A client with too many recent failures gets 429 before anything else.
     """
-    if not raw_key or len(raw_key) > _MAX_KEY_LENGTH:
+    wait = cache.limiter.retry_after(client)
+    if wait:
+        raise ApiError(
+            429,
+            "too_many_requests",
+            "too many failed authentications from this client; retry later",
+            headers={"Retry-After": str(wait)},
+        )
+    if not raw_key or not well_formed(raw_key, pepper):
+        cache.limiter.failed(client)
         raise unauthorized("missing or invalid X-API-Key")
     key_hash = hash_key(pepper, raw_key)
-    hit, principal = cache.get(key_hash)
+    hit, principal = cache.get(key_hash, now)
     if not hit:
         principal = lookup(warehouse, key_hash, now)
         cache.put(key_hash, principal)
     if principal is None:
+        cache.limiter.failed(client)
         raise unauthorized("missing or invalid X-API-Key")
     if principal.tenant_status in BLOCKED_STATUSES:
         raise forbidden(f"tenant is {principal.tenant_status.lower()}")

@@ -87,18 +87,33 @@ def set_status(
     actor: str,
     allowed_from: tuple[str, ...] = (*ACTIVE_STATUSES, "SUSPENDED"),
     past_due_since: dt.datetime | None = None,
+    stripe_event_created: dt.datetime | None = None,
 ) -> bool:
-    """Moves a tenant to `status` if it is in one of `allowed_from`; True if it changed."""
+    """Moves a tenant to `status` if it is in one of `allowed_from`; True if it changed.
+
+    With `stripe_event_created`, only while the tenant's Stripe event clock
+    still holds that time (no newer event was applied meanwhile), in the same
+    UPDATE.
+    """
     assert status in TENANT_STATUSES
     warehouse = deps.warehouse
     require_profile(warehouse, tenant_id)
     now = deps.clock()
+    guard = ""
+    extra: dict[str, Any] = {}
+    if stripe_event_created is not None:
+        guard = (
+            f" AND (SELECT MAX(last_event_created) FROM {warehouse.central('tenant_subscriptions')}"
+            " WHERE tenant_id = @t) = @event_created"
+        )
+        extra["event_created"] = stripe_event_created
     changed = warehouse.execute(
         f"UPDATE {warehouse.central('tenant_profiles')} SET status = @status, "
         "status_reason = @reason, updated_at = @now, "
         "past_due_since = IF(@status = 'PAST_DUE', IFNULL(past_due_since, @since), NULL) "
-        "WHERE tenant_id = @t AND status IN UNNEST(@allowed) AND status != @status",
+        f"WHERE tenant_id = @t AND status IN UNNEST(@allowed) AND status != @status{guard}",
         {
+            **extra,
             "status": status,
             "reason": reason,
             "now": now,

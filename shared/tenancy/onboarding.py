@@ -24,6 +24,9 @@ from shared.tenancy.profiles import get_profile, get_subscription, stripe_status
 
 log = logging.getLogger(__name__)
 
+# The error code of a Stripe checkout naming a tenant another request created.
+OTHER_CHECKOUT = "checkout_for_existing_tenant"
+
 # Letters (any script), digits, spaces and the punctuation real company names use.
 _COMPANY_RE = re.compile(r"^[\w][\w .,&'()+\-/@!#:]*$")
 _SQL_OR_HTML = ("--", "/*", "*/", ";", "<", ">", "`", '"', "\\")
@@ -224,8 +227,17 @@ def _replay(deps: Deps, profile: dict[str, Any]) -> OnboardResult:
 
 
 def _check_replay(
-    profile: dict[str, Any], request: OnboardRequest, idempotency_key: str | None
+    profile: dict[str, Any], request: OnboardRequest, idempotency_key: str | None, source: str
 ) -> None:
+    if source == "stripe" and (
+        profile.get("source") != "stripe" or profile.get("idempotency_key") != idempotency_key
+    ):
+        # A checkout may create a tenant or replay the very session that created
+        # it, nothing else: the same fingerprint (tenant id, company, email,
+        # plan) is public knowledge and proves nothing about who pays.
+        raise ApiError(
+            409, OTHER_CHECKOUT, f"tenant_id '{request.tenant_id}' was created by another request"
+        )
     if profile["request_fingerprint"] == request.fingerprint():
         return
     if idempotency_key and profile.get("idempotency_key") == idempotency_key:
@@ -266,7 +278,7 @@ def onboard(
         )
     except ApiError:
         # Someone else's payload holds the id: say precisely why, from the profile.
-        _refuse_existing(get_profile(warehouse, tenant_id), request, idempotency_key)
+        _refuse_existing(get_profile(warehouse, tenant_id), request, idempotency_key, source)
         raise
     now = deps.clock()
     profile_inserted = _insert_profile_if_missing(
@@ -278,7 +290,9 @@ def onboard(
         if profile["status"] == "DELETED" and dataset_created:
             # The id of an offboarded tenant whose dataset is gone: undo our claim.
             tenant_dataset.delete_dataset(warehouse, dataset_id)
-        _refuse_existing(profile, request, idempotency_key)
+        # Another request may have created the profile (a retry, or a race for
+        # a new id): only this request's own retries may go on.
+        _refuse_existing(profile, request, idempotency_key, source)
         if profile["onboarding_state"] == "COMPLETE":
             return _replay(deps, profile)
     _insert_plan_rows_if_missing(warehouse, request, refs, now)
@@ -307,7 +321,7 @@ def onboard(
     if completed == 0:
         profile = get_profile(warehouse, tenant_id)
         if profile is not None and profile["onboarding_state"] == "COMPLETE":
-            _refuse_existing(profile, request, idempotency_key)
+            _refuse_existing(profile, request, idempotency_key, source)
             return _replay(deps, profile)
         raise _onboarding_in_progress("this tenant changed while it was onboarded; retry")
     issued = api_keys.insert_key(warehouse, pepper, tenant_id, deps.clock(), created_by=actor)
@@ -335,7 +349,10 @@ def onboard(
 
 
 def _refuse_existing(
-    profile: dict[str, Any] | None, request: OnboardRequest, idempotency_key: str | None
+    profile: dict[str, Any] | None,
+    request: OnboardRequest,
+    idempotency_key: str | None,
+    source: str,
 ) -> None:
     """409 unless `profile` is this very request's tenant (a retry or a replay)."""
     if profile is None:
@@ -345,7 +362,7 @@ def _refuse_existing(
             f"tenant_id '{request.tenant_id}' belonged to an offboarded tenant and can't be reused",
             field="tenant_id",
         )
-    _check_replay(profile, request, idempotency_key)
+    _check_replay(profile, request, idempotency_key, source)
 
 
 def _initial_status(refs: StripeRefs) -> str:

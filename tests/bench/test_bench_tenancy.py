@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from shared.deps import Deps, use_deps
 from shared.platform.bootstrap import bootstrap_central
+from shared.platform.secrets import API_KEY_PEPPER, require
+from shared.tenancy import api_keys
 from tests.integration.conftest import Platform
 
 
@@ -72,10 +74,16 @@ def test_bench_authenticated_request_cold_and_warm(platform: Platform) -> None:
 
 
 def test_bench_rejected_unknown_key(platform: Platform) -> None:
-    bogus = "nosuchtenant_api_" + "A" * 43
+    # A checksum-valid key that was never issued: the one kind that costs a lookup.
+    bogus = api_keys.generate_key("nosuchtenant", require(platform.deps.secrets, API_KEY_PEPPER))
+    made_up = "nosuchtenant_api_" + "A" * 40  # fails the checksum: refused offline
 
-    def unknown() -> None:
-        use_deps(Deps(settings=platform.deps.settings, secrets=platform.deps.secrets))
-        assert platform.tenant_call("quota", "GET", "/", bogus).status_code == 401
+    def unknown(key: str) -> Callable[[], None]:
+        def call() -> None:
+            use_deps(Deps(settings=platform.deps.settings, secrets=platform.deps.secrets))
+            assert platform.tenant_call("quota", "GET", "/", key).status_code == 401
 
-    measure("GET /quota/ unknown key (401)", 20, unknown)
+        return call
+
+    measure("GET /quota/ unknown key (401, lookup)", 20, unknown(bogus))
+    measure("GET /quota/ made-up key (401, offline)", 20, unknown(made_up))

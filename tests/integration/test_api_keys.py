@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, ClassVar
 
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from shared.deps import Deps, use_deps
+from shared.platform.secrets import API_KEY_PEPPER, require
 from shared.platform.settings import Settings
+from shared.tenancy import api_keys
 from shared.tenancy.api_keys import AuthCache
 from tests.integration.conftest import Platform
 
@@ -94,8 +97,10 @@ def test_an_unknown_key_costs_the_same_lookup_whether_or_not_its_tenant_exists(
     tenant = platform.onboarded()
     deps = other_process(platform)
     use_deps(deps)
-    unknown_of_real_tenant = f"{tenant['tenant_id']}_api_{'A' * 43}"
-    unknown_of_no_tenant = f"nosuchtenant_api_{'A' * 43}"
+    # Well-formed keys with a valid checksum that were never issued.
+    pepper = require(platform.deps.secrets, API_KEY_PEPPER)
+    unknown_of_real_tenant = api_keys.generate_key(tenant["tenant_id"], pepper)
+    unknown_of_no_tenant = api_keys.generate_key("nosuchtenant", pepper)
     costs = []
     for key in (unknown_of_real_tenant, unknown_of_no_tenant):
         before = CountingClient.jobs
@@ -191,3 +196,170 @@ def test_revocation_is_immediate_here_and_within_the_ttl_elsewhere(platform: Pla
 
 def test_the_auth_cache_ttl_is_at_most_sixty_seconds(platform: Platform) -> None:
     assert 0 < platform.deps.settings.auth_cache_ttl_seconds <= 60
+
+
+# ------------------------------------------------------------- issue 9: expiry and cost
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+class RecordingClient(CountingClient):
+    """Counts jobs and keeps each job's byte cap, by the job's component label."""
+
+    caps: ClassVar[list[tuple[str, int | None]]] = []
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        config = kwargs.get("job_config")
+        if config is not None:
+            component = (config.labels or {}).get("component", "")
+            RecordingClient.caps.append((component, config.maximum_bytes_billed))
+        return super().query(*args, **kwargs)
+
+    def query_and_wait(self, *args: Any, **kwargs: Any) -> Any:
+        # The warehouse's path (jobs.query): record it the same way.
+        config = kwargs.get("job_config")
+        if config is not None:
+            component = (config.labels or {}).get("component", "")
+            RecordingClient.caps.append((component, config.maximum_bytes_billed))
+        return super().query_and_wait(*args, **kwargs)
+
+
+def recording_process(platform: Platform, wall: WallClock | None = None) -> Deps:
+    def factory(settings: Settings) -> bigquery.Client:
+        return RecordingClient(
+            project=settings.gcp_project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
+        )
+
+    return Deps(
+        settings=platform.deps.settings,
+        secrets=platform.deps.secrets,
+        client_factory=factory,
+        clock=wall or (lambda: dt.datetime.now(dt.UTC)),
+        _crypto=platform.deps.crypto,
+        _auth_cache=AuthCache(platform.deps.settings.auth_cache_ttl_seconds, FakeMonotonic()),
+    )
+
+
+def test_a_cached_key_stops_working_when_its_rotation_overlap_ends(platform: Platform) -> None:
+    tenant = platform.onboarded()
+    platform.admin(
+        "POST", f"/tenants/{tenant['tenant_id']}/keys/rotate", json={"overlap_seconds": 30}
+    )
+    wall = WallClock()
+    use_deps(recording_process(platform, wall))
+    assert quota_status(platform, tenant["api_key"]) == 200  # cached, monotonic time frozen
+
+    wall.now += dt.timedelta(seconds=31)
+
+    assert quota_status(platform, tenant["api_key"]) == 401
+
+
+def wrong_checksum(key: str) -> str:
+    last = key[-1]
+    return key[:-1] + ("A" if last != "A" else "B")
+
+
+def test_a_key_of_the_wrong_shape_or_checksum_is_401_without_a_warehouse_job(
+    platform: Platform,
+) -> None:
+    tenant = platform.onboarded()
+    tenant_id = tenant["tenant_id"]
+    use_deps(recording_process(platform))
+    made_up = [
+        "not-a-key",
+        f"{tenant_id}_api_" + "A" * 43,  # the old shape: 43 random characters
+        wrong_checksum(tenant["api_key"]),
+        f"{tenant_id}_api_" + "x" * 40,
+        "x" * 199,
+        tenant["api_key"] + "\x00",
+    ]
+    CountingClient.jobs = 0
+
+    statuses = [quota_status(platform, key) for key in made_up]
+
+    assert statuses == [401] * len(made_up)
+    assert CountingClient.jobs == 0
+    assert quota_status(platform, tenant["api_key"]) == 200
+
+
+def test_keys_are_self_checking_with_at_least_128_random_bits() -> None:
+    pepper = "pepper-for-this-test"
+    key = api_keys.generate_key("acme_corp", pepper)
+    match = api_keys.KEY_RE.match(key)
+
+    assert match is not None and match.group(1) == "acme_corp"
+    assert api_keys.well_formed(key, pepper)
+    assert not api_keys.well_formed(wrong_checksum(key), pepper)
+    assert not api_keys.well_formed(key, "another-pepper")
+    assert not api_keys.well_formed(key.replace("acme_corp", "acme_corq", 1), pepper)
+    assert api_keys.RANDOM_BITS >= 128
+    assert len({api_keys.generate_key("acme_corp", pepper) for _ in range(200)}) == 200
+
+
+def test_the_auth_cache_evicts_least_recently_used_entries_and_caches_misses_briefly() -> None:
+    clock = FakeMonotonic()
+    cache = AuthCache(60, clock, max_entries=3, miss_ttl_seconds=5)
+    now = dt.datetime.now(dt.UTC)
+    principals = {h: api_keys.Principal("t_" + h, "key_" + h, "ACTIVE") for h in "abcd"}
+    for key_hash in "abc":
+        cache.put(key_hash, principals[key_hash])
+    assert cache.get("a", now) == (True, principals["a"])  # a is now the most recent
+
+    cache.put("d", principals["d"])
+
+    assert cache.get("b", now) == (False, None)  # least recently used: evicted alone
+    assert [cache.get(h, now)[0] for h in "acd"] == [True, True, True]
+    cache.put("miss", None)
+    assert cache.get("miss", now) == (True, None)
+    clock.now += 5.001
+    assert cache.get("miss", now) == (False, None)
+    assert cache.get("d", now) == (True, principals["d"])  # a principal outlives a miss
+
+
+def test_every_key_lookup_carries_maximum_bytes_billed(platform: Platform) -> None:
+    tenant = platform.onboarded()
+    use_deps(recording_process(platform))
+    RecordingClient.caps = []
+
+    quota_status(platform, tenant["api_key"])
+    rotated = platform.admin(
+        "POST", f"/tenants/{tenant['tenant_id']}/keys/rotate", json={"overlap_seconds": 0}
+    )
+    quota_status(platform, tenant["api_key"])  # a well-formed key that is no longer valid
+
+    auth_caps = [cap for component, cap in RecordingClient.caps if component == "auth"]
+    assert len(auth_caps) == 2, RecordingClient.caps
+    assert all(cap is not None and 0 < cap <= api_keys.LOOKUP_MAX_BYTES for cap in auth_caps)
+    assert rotated.status_code == 201
+
+
+def test_repeated_failed_authentications_from_one_client_get_429_with_retry_after(
+    platform: Platform,
+) -> None:
+    tenant = platform.onboarded()
+    use_deps(recording_process(platform))
+    attacker = {"X-Forwarded-For": "203.0.113.9"}
+    neighbour = {"X-Forwarded-For": "198.51.100.7"}
+
+    def call(key: str, headers: dict[str, str]) -> Any:
+        return platform.tenant_call("quota", "GET", "/", key, headers=headers)
+
+    answers = [call(f"guess-{i}", attacker) for i in range(api_keys.FAILED_AUTH_LIMIT + 3)]
+
+    statuses = [a.status_code for a in answers]
+    assert statuses[: api_keys.FAILED_AUTH_LIMIT] == [401] * api_keys.FAILED_AUTH_LIMIT
+    assert statuses[api_keys.FAILED_AUTH_LIMIT :] == [429] * 3
+    limited = answers[-1]
+    assert limited.get_json()["error"] == "too_many_requests"
+    assert 0 < int(limited.headers["Retry-After"]) <= api_keys.FAILED_AUTH_WINDOW_SECONDS
+    assert call(tenant["api_key"], attacker).status_code == 429
+    assert call("guess", neighbour).status_code == 401
+    assert call(tenant["api_key"], neighbour).status_code == 200

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -428,3 +430,219 @@ def test_the_plan_update_itself_refuses_an_event_older_than_the_last_applied(
     [row] = central_rows(platform.deps, "tenant_subscriptions", tenant_id)
     assert (row["plan"], row["status"]) == ("SCALE", "active")
     assert row["last_event_created"] == now + dt.timedelta(minutes=2)
+
+
+# ------------------------------------------------------------ hostile events (issue 9)
+
+
+def ledger_row(platform: Platform, event_id: str) -> dict[str, Any]:
+    wh = platform.deps.warehouse
+    [row] = wh.query(
+        f"SELECT status, last_error, tenant_id FROM {wh.central('tenant_webhook_events')} "
+        "WHERE event_id = @e",
+        {"e": event_id},
+    )
+    return dict(row)
+
+
+def active_keys(platform: Platform, tenant_id: str) -> list[str]:
+    return sorted(
+        str(k["key_id"])
+        for k in central_rows(platform.deps, "tenant_api_keys", tenant_id)
+        if k["status"] == "ACTIVE"
+    )
+
+
+def test_a_new_checkout_naming_an_existing_tenant_never_touches_its_keys_plan_or_status(
+    platform: Platform,
+) -> None:
+    tenant_id, original = provisioned(platform)
+    key = reveal(platform, original).get_json()["api_key"]
+    keys_before = active_keys(platform, tenant_id)
+    # A stranger's checkout: same tenant id, company, email and plan (the same fingerprint).
+    takeover = checkout(tenant_id)
+    event = make_event("checkout.session.completed", takeover)
+    bigger = make_event("checkout.session.completed", checkout(tenant_id, lookup_key=SCALE))
+
+    response = deliver(platform, event)
+    again = deliver(platform, event)
+    upgrade = deliver(platform, bigger)
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "IGNORED"
+    assert again.status_code == 200
+    assert (upgrade.status_code, upgrade.get_json()["status"]) == (200, "IGNORED")
+    row = ledger_row(platform, event["id"])
+    assert row["status"] == "IGNORED"
+    assert "existing tenant" in row["last_error"] and "operator" in row["last_error"]
+    assert active_keys(platform, tenant_id) == keys_before
+    assert platform.tenant_call("quota", "GET", "/", key).status_code == 200
+    assert reveal(platform, takeover).status_code == 404
+    status = tenant_status(platform, tenant_id)
+    assert (status["status"], status["subscription"]["plan"]) == ("ACTIVE", "PROFESSIONAL")
+    # The same holds for a tenant onboarded by an admin, not through Stripe.
+    admin_tenant = platform.onboarded()
+    stranger = make_event("checkout.session.completed", checkout(admin_tenant["tenant_id"]))
+    assert deliver(platform, stranger).get_json()["status"] == "IGNORED"
+    assert platform.tenant_call("quota", "GET", "/", admin_tenant["api_key"]).status_code == 200
+
+
+def test_a_subscription_event_for_another_subscription_never_changes_the_tenant(
+    platform: Platform,
+) -> None:
+    tenant_id, session = provisioned(platform)
+    foreign = {**checkout(tenant_id), "customer": "cus_stranger"}
+    deleted = subscription(foreign, "canceled")
+    deleted["metadata"] = {"tenant_id": tenant_id}
+    same_customer = subscription({**session, "subscription": "sub_other"}, "past_due", SCALE)
+    same_customer["metadata"] = {"tenant_id": tenant_id}
+
+    responses = [
+        deliver(platform, make_event("customer.subscription.deleted", deleted)),
+        deliver(platform, make_event("customer.subscription.updated", same_customer)),
+        deliver(platform, make_event("customer.subscription.updated", deleted)),
+    ]
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert [r.get_json()["status"] for r in responses] == ["IGNORED"] * 3
+    status = tenant_status(platform, tenant_id)
+    assert (status["status"], status["subscription"]["plan"]) == ("ACTIVE", "PROFESSIONAL")
+
+
+def test_an_invoice_failure_older_than_an_applied_payment_leaves_the_tenant_active(
+    platform: Platform,
+) -> None:
+    tenant_id, session = provisioned(platform)
+    now = int(time.time())
+    failed_first = deliver(
+        platform, make_event("invoice.payment_failed", invoice(session), now + 5)
+    )
+    assert tenant_status(platform, tenant_id)["status"] == "PAST_DUE", failed_first.get_json()
+    paid = deliver(platform, make_event("invoice.payment_succeeded", invoice(session), now + 20))
+    assert paid.get_json()["detail"] == "reactivated"
+
+    late = make_event("invoice.payment_failed", invoice(session), now + 10)
+    response = deliver(platform, late)
+
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "IGNORED"
+    assert tenant_status(platform, tenant_id)["status"] == "ACTIVE"
+
+
+def _shapes() -> list[tuple[str, Any]]:
+    def event(**changes: Any) -> dict[str, Any]:
+        base = make_event("checkout.session.completed", checkout(new_tenant_id()))
+        for path, value in changes.items():
+            target = base
+            *parents, leaf = path.split("__")
+            for parent in parents:
+                target = target[parent]
+            if value is _MISSING:
+                del target[leaf]
+            else:
+                target[leaf] = value
+        return base
+
+    return [
+        ("created_string", event(created="1700000000")),
+        ("metadata_string", event(data__object__metadata="tenant")),
+        ("metadata_list", event(data__object__metadata=["tenant"])),
+        ("object_missing", event(data__object=_MISSING)),
+        ("object_not_object", event(data__object="cs_1")),
+        ("data_not_object", event(data=[1])),
+        ("numeric_id", event(id=12345)),
+        ("numeric_session_id", event(data__object__id=12345)),
+        (
+            "subscription_metadata_list",
+            make_event(
+                "customer.subscription.deleted",
+                {"id": "sub_x", "customer": "cus_x", "metadata": []},
+            ),
+        ),
+        (
+            "invoice_customer_number",
+            make_event("invoice.payment_failed", {"id": "in_x", "customer": 7, "parent": "nope"}),
+        ),
+    ]
+
+
+_MISSING = object()
+
+
+@pytest.mark.parametrize("event", [e for _, e in _shapes()], ids=[n for n, _ in _shapes()])
+def test_a_signed_event_of_the_wrong_shape_is_rejected_for_good_never_5xx(
+    platform: Platform, event: dict[str, Any]
+) -> None:
+    first = deliver(platform, event)
+    again = deliver(platform, event)
+
+    assert first.status_code in (200, 400), first.get_json()
+    assert again.status_code in (200, 400), again.get_json()
+    body = first.get_json()
+    assert body["error"] == "invalid_event" or body["status"] == "REJECTED"
+    if isinstance(event.get("id"), str):
+        row = ledger_row(platform, event["id"])
+        assert row["status"] == "REJECTED"
+        assert row["last_error"]
+
+
+def test_a_body_that_is_not_utf8_is_400_whatever_its_signature(platform: Platform) -> None:
+    body = b'{"id": "evt_\xff\xfe", "type": "checkout.session.completed"}'
+    timestamp = int(time.time())
+    secret = TEST_SECRETS[STRIPE_WEBHOOK_SECRET]
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    client = platform.client("stripe_webhook")
+
+    for header in (f"t={timestamp},v1={mac}", f"t={timestamp},v1=deadbeef", ""):
+        response = client.post(
+            "/", data=body, content_type="application/json", headers={"Stripe-Signature": header}
+        )
+        assert response.status_code == 400, (header, response.get_json())
+        assert response.get_json()["error"] == "invalid_signature"
+
+
+def test_a_signature_timestamp_in_the_future_is_refused(platform: Platform) -> None:
+    tolerance = platform.deps.settings.stripe_signature_tolerance_seconds
+    event = make_event("checkout.session.completed", checkout(new_tenant_id()))
+
+    response = deliver(platform, event, timestamp=int(time.time()) + tolerance + 60)
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_signature"
+    assert deliver(platform, event, timestamp=int(time.time()) + 5).status_code == 200
+
+
+def test_a_second_checkout_while_the_first_is_half_way_cannot_take_the_tenant_over(
+    platform: Platform,
+) -> None:
+    def failing_client(settings: Settings) -> bigquery.Client:
+        return FailingOnce(
+            project=settings.gcp_project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
+        )
+
+    use_deps(
+        Deps(
+            settings=platform.deps.settings,
+            secrets=platform.deps.secrets,
+            client_factory=failing_client,
+            _crypto=platform.deps.crypto,
+        )
+    )
+    FailingOnce.failed = False
+    tenant_id = new_tenant_id()
+    first = checkout(tenant_id)
+    first_event = make_event("checkout.session.completed", first)
+    assert deliver(platform, first_event).status_code == 503  # rows written, then a crash
+    second = checkout(tenant_id)
+
+    intruder = deliver(platform, make_event("checkout.session.completed", second))
+    redelivered = deliver(platform, first_event)
+
+    assert (intruder.status_code, intruder.get_json()["status"]) == (200, "IGNORED")
+    assert redelivered.get_json()["status"] == "PROCESSED"
+    assert reveal(platform, second).status_code == 404
+    key = reveal(platform, first).get_json()["api_key"]
+    assert platform.tenant_call("quota", "GET", "/", key).status_code == 200
+    assert len(active_keys(platform, tenant_id)) == 1

@@ -13,7 +13,19 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.deps import Deps, use_deps
-from shared.http import ApiRequest, Reply, Routes, require_admin, serve
+from shared.http import (
+    MAX_JSON_DEPTH,
+    MAX_NUMBER_CHARS,
+    ApiRequest,
+    Reply,
+    Routes,
+    _json_depth,
+    client_address,
+    parse_json_bytes,
+    refuse_control_characters,
+    require_admin,
+    serve,
+)
 from shared.platform.errors import ApiError
 from shared.platform.secrets import ADMIN_API_KEY, StaticSecrets
 from tests.conftest import make_settings
@@ -230,3 +242,62 @@ def test_dates_are_iso_8601_and_money_stays_exact(client: flask.testing.FlaskCli
         "day": "2026-11-22",
         "cost": "0.000000001",
     }
+
+
+# --------------------------------------------------------------- hostile JSON (issue 9)
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (b"{}", 1),
+        (b'{"a": [1, {"b": []}]}', 4),
+        (b'{"a": "[[[[{{{{"}', 1),
+        (b'{"a": "\\"[[[["}', 1),
+        (b"[" * 10_000, 10_000),
+        (b"42", 0),
+    ],
+)
+def test_the_depth_scan_counts_brackets_outside_strings_only(text: bytes, depth: int) -> None:
+    assert _json_depth(text) == depth
+
+
+def test_the_bounded_parser_refuses_depth_long_numbers_and_non_finite_values() -> None:
+    cases = {
+        b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1): (400, "invalid_json"),
+        b"1" * (MAX_NUMBER_CHARS + 1): (422, "invalid_number"),
+        b"1e400": (422, "invalid_number"),
+        b"[NaN]": (422, "invalid_number"),
+        b"-Infinity": (422, "invalid_number"),
+        b"\xff": (400, "invalid_json"),
+    }
+    for text, (status, code) in cases.items():
+        with pytest.raises(ApiError) as caught:
+            parse_json_bytes(text)
+        assert (caught.value.status, caught.value.code) == (status, code), text[:20]
+    assert parse_json_bytes(b"[1.5, -2, 1e10]") == [1.5, -2, 1e10]
+
+
+def test_control_characters_are_found_at_any_depth_and_in_field_names() -> None:
+    refuse_control_characters({"a": ["tab\tand\nnewline\r"], "b": {"c": "plain"}})
+    for value, field in [
+        ({"a": "x\x00"}, "a"),
+        ({"a": [{"b": "\x1b[31m"}]}, "a[0].b"),
+        ({"a": {"b\x00": 1}}, "a"),
+        ({"a": "\x9b"}, "a"),
+    ]:
+        with pytest.raises(ApiError) as caught:
+            refuse_control_characters(value)
+        assert caught.value.extra["field"] == field
+
+
+def test_the_client_address_is_the_last_forwarded_hop() -> None:
+    app = flask.Flask(__name__)
+    with app.test_request_context(
+        "/",
+        headers={"X-Forwarded-For": "1.1.1.1, 203.0.113.9"},
+        environ_base={"REMOTE_ADDR": "10.0.0.1"},
+    ):
+        assert client_address(flask.request) == "203.0.113.9"
+    with app.test_request_context("/", environ_base={"REMOTE_ADDR": "10.0.0.1"}):
+        assert client_address(flask.request) == "10.0.0.1"
