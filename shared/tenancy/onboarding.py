@@ -287,12 +287,15 @@ def onboard(
     if not profile_inserted:
         profile = get_profile(warehouse, tenant_id)
         assert profile is not None
-        if profile["status"] == "DELETED" and dataset_created:
-            # The id of an offboarded tenant whose dataset is gone: undo our claim.
-            tenant_dataset.delete_dataset(warehouse, dataset_id)
-        # Another request may have created the profile (a retry, or a race for
-        # a new id): only this request's own retries may go on.
-        _refuse_existing(profile, request, idempotency_key, source)
+        try:
+            # Another request may have created the profile (a retry, or a race
+            # for a new id): only this request's own retries may go on.
+            _refuse_existing(profile, request, idempotency_key, source)
+        except ApiError:
+            if dataset_created:
+                # E.g. an offboarded id whose dataset is gone: undo our claim.
+                tenant_dataset.delete_dataset(warehouse, dataset_id)
+            raise
         if profile["onboarding_state"] == "COMPLETE":
             return _replay(deps, profile)
     _insert_plan_rows_if_missing(warehouse, request, refs, now)
