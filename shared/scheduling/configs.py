@@ -25,10 +25,10 @@ _COLUMNS = (
 
 
 def pipeline_ids() -> tuple[str, ...]:
-    """The built-in templates a config may name (the executor's catalogue)."""
-    from shared.pipelines.executor import BUILT_IN_PIPELINES
+    """The built-in templates a config may name (the YAML files of shared/pipelines/templates)."""
+    from shared.pipelines.definitions import template_ids
 
-    return tuple(BUILT_IN_PIPELINES)
+    return template_ids()
 
 
 class PipelineConfigRequest(BaseModel):
@@ -144,21 +144,24 @@ def _check_references(deps: Deps, tenant_id: str, body: PipelineConfigRequest) -
         )
         if not rows:
             raise _reference_error("credential_id", "no active credential with this id")
-    _check_pipeline_parameters(body)
+    _check_pipeline_parameters(deps, tenant_id, body)
     return credential_id
 
 
-def _check_pipeline_parameters(body: PipelineConfigRequest) -> None:
-    """Template-specific rules, where the pipelines package declares them."""
-    from shared.pipelines import executor
+def _check_pipeline_parameters(deps: Deps, tenant_id: str, body: PipelineConfigRequest) -> None:
+    """The template's own rules: required parameters, and tenant SQL through the sandbox,
+    so a bad query is refused at upload (and again at run time)."""
+    from shared.pipelines.definitions import DefinitionError, validate_parameters
+    from shared.tenancy.tenant_dataset import dataset_id_for
 
-    validate = getattr(executor, "validate_config", None)
-    if validate is None:
-        return
-    problem = validate(body.pipeline, body.parameters, body.provider_config_id)
-    if problem is not None:
-        field, message = problem
-        raise unprocessable("validation_failed", f"{field}: {message}", field=field)
+    dataset = dataset_id_for(tenant_id, deps.settings.tenant_dataset_suffix)
+    try:
+        validate_parameters(
+            body.pipeline, body.parameters, dataset=dataset, project=deps.settings.gcp_project
+        )
+    except DefinitionError as exc:
+        field = exc.field or "parameters"
+        raise unprocessable("validation_failed", f"{field}: {exc}", field=field) from None
 
 
 def _reference_error(field: str, message: str) -> ApiError:

@@ -521,3 +521,48 @@ def test_the_trigger_refuses_callers_without_the_admin_key_or_a_scheduler_token(
 
     assert response.status_code == 401
     assert response.get_json()["error"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM other_tenant.focus_cost",
+        "DELETE FROM focus_cost WHERE TRUE",
+        "CREATE TABLE x AS SELECT 1 AS a",
+        "SELECT 1 AS a; DROP TABLE focus_cost",
+        "SELECT * FROM `convergence-test.tenants.tenant_api_keys`",
+    ],
+)
+def test_tenant_sql_that_leaves_its_dataset_or_writes_is_refused_at_upload(
+    platform: Platform, sql: str
+) -> None:
+    tenant = platform.onboarded()
+
+    response = make_config(
+        platform,
+        tenant["api_key"],
+        pipeline="bq_etl",
+        parameters={"sql": sql, "target_table": "daily_summary"},
+    )
+
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["field"] == "parameters.sql"
+    listed = platform.tenant_call("pipelines", "GET", "/configs", tenant["api_key"]).get_json()
+    assert listed["configs"] == []
+
+
+def test_tenant_sql_over_its_own_dataset_is_accepted_at_upload(platform: Platform) -> None:
+    tenant = platform.onboarded()
+
+    response = make_config(
+        platform,
+        tenant["api_key"],
+        pipeline="bq_etl",
+        parameters={
+            "sql": "SELECT ServiceName, SUM(BilledCost) AS cost FROM focus_cost "
+            "WHERE DATE(ChargePeriodStart) = ${run_date} GROUP BY ServiceName",
+            "target_table": "daily_summary",
+        },
+    )
+
+    assert response.status_code == 201, response.get_json()
