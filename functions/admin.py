@@ -15,7 +15,7 @@ from shared.platform.bootstrap import bootstrap_central
 from shared.platform.errors import conflict, unprocessable
 from shared.platform.identifiers import require_tenant_id
 from shared.platform.schemas import SchemaError
-from shared.tenancy import lifecycle, profiles, stripe_events
+from shared.tenancy import lifecycle, profiles
 from shared.tenancy.plans import PlanName
 
 routes = Routes()
@@ -168,6 +168,9 @@ def reveal_key(request: ApiRequest) -> Reply:
     session_id = request.args["session_id"]
     if not _SESSION_ID_RE.match(session_id):
         raise unprocessable("invalid_session_id", "not a checkout session id", field="session_id")
+    # Imported here: the Stripe SDK and Tink load only when a reveal is asked for.
+    from shared.tenancy import stripe_events
+
     return Reply(stripe_events.reveal_key(request.deps, session_id))
 
 
@@ -175,6 +178,8 @@ def reveal_key(request: ApiRequest) -> Reply:
 def enforce_grace(request: ApiRequest) -> Reply:
     """Suspends tenants past due beyond the grace period (idempotent; safe on a schedule)."""
     require_admin(request)
+    from shared.tenancy import stripe_events
+
     return Reply({"suspended": stripe_events.enforce_payment_grace(request.deps)})
 
 

@@ -8,21 +8,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from google.cloud import bigquery
-
-from shared.platform.schemas import SchemaCatalog, load_catalog
 from shared.platform.secrets import Secrets, secrets_from
 from shared.platform.settings import Settings, get_settings
-from shared.platform.warehouse import Warehouse, bigquery_client
 
+# The adapters import heavy SDKs (BigQuery, Tink, KMS): each is imported when
+# it is first built, so a function loads only what its requests use.
 if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+    from shared.platform.schemas import SchemaCatalog
+    from shared.platform.warehouse import Warehouse
     from shared.scheduling.dispatch import TaskQueue
-from shared.tenancy.api_keys import AuthCache
-from shared.vault.crypto import Crypto, crypto_from
+    from shared.tenancy.api_keys import AuthCache
+    from shared.vault.crypto import Crypto
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _real_bigquery_client(settings: Settings) -> bigquery.Client:
+    from shared.platform.warehouse import bigquery_client
+
+    return bigquery_client(settings)
 
 
 @dataclass
@@ -32,7 +40,7 @@ class Deps:
     settings: Settings
     secrets: Secrets
     clock: Callable[[], dt.datetime] = utc_now
-    client_factory: Callable[[Settings], bigquery.Client] = bigquery_client
+    client_factory: Callable[[Settings], bigquery.Client] = _real_bigquery_client
     _warehouse: Warehouse | None = field(default=None, repr=False)
     _catalog: SchemaCatalog | None = field(default=None, repr=False)
     _crypto: Crypto | None = field(default=None, repr=False)
@@ -42,18 +50,24 @@ class Deps:
     @property
     def warehouse(self) -> Warehouse:
         if self._warehouse is None:
+            from shared.platform.warehouse import Warehouse
+
             self._warehouse = Warehouse(self.client_factory(self.settings), self.settings)
         return self._warehouse
 
     @property
     def crypto(self) -> Crypto:
         if self._crypto is None:
+            from shared.vault.crypto import crypto_from
+
             self._crypto = crypto_from(self.settings)
         return self._crypto
 
     @property
     def auth_cache(self) -> AuthCache:
         if self._auth_cache is None:
+            from shared.tenancy.api_keys import AuthCache
+
             self._auth_cache = AuthCache(self.settings.auth_cache_ttl_seconds)
         return self._auth_cache
 
@@ -69,6 +83,8 @@ class Deps:
     def catalog(self) -> SchemaCatalog:
         # Read on every cold start, not cached across settings changes in tests.
         if self._catalog is None:
+            from shared.platform.schemas import load_catalog
+
             self._catalog = load_catalog(self.settings.schemas_dir)
         return self._catalog
 

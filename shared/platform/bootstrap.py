@@ -6,11 +6,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import bigquery
-
 from shared.platform.schemas import SchemaCatalog, TableSpec
-from shared.platform.warehouse import Warehouse
+from shared.platform.warehouse import TableShape, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -35,58 +32,61 @@ def ensure_dataset(
     warehouse: Warehouse, dataset_id: str, *, description: str, labels: dict[str, str]
 ) -> bool:
     """Creates the dataset if missing; True if this call created it."""
-    dataset = bigquery.Dataset(f"{warehouse.project}.{dataset_id}")
-    dataset.location = warehouse.settings.bq_location
-    dataset.description = description
-    dataset.labels = labels
-    try:
-        warehouse.client.create_dataset(dataset, timeout=30)
-        return True
-    except gexc.Conflict:
-        return False
+    return warehouse.create_dataset(dataset_id, description=description, labels=labels)
 
 
 def ensure_tables(
-    warehouse: Warehouse, dataset_id: str, specs: dict[str, TableSpec], report: BootstrapReport
+    warehouse: Warehouse,
+    dataset_id: str,
+    specs: dict[str, TableSpec],
+    report: BootstrapReport,
+    *,
+    check_drift: bool = True,
+    fresh: bool = False,
 ) -> None:
-    """Creates each missing table; existing ones are listed and checked for drift."""
-    present = warehouse.existing_tables(dataset_id)
+    """Creates each missing table; existing ones are listed and (optionally) checked for drift.
+
+    With the drift check, one INFORMATION_SCHEMA query describes every table of
+    the dataset; without it, one tables.list call names them. Never a read per table.
+    A `fresh` dataset (this request created it) holds nothing, so nothing is read.
+    """
+    if fresh:
+        shapes: dict[str, TableShape] = {}
+        present: set[str] = set()
+    elif check_drift:
+        shapes = warehouse.table_shapes(dataset_id)
+        present = set(shapes)
+    else:
+        shapes, present = {}, warehouse.existing_tables(dataset_id)
     for name, spec in specs.items():
         if name in present:
             report.existing.append(name)
-            problems = table_drift(
-                warehouse.client.get_table(f"{warehouse.project}.{dataset_id}.{name}"), spec
-            )
+            problems = table_drift(shapes[name], spec) if name in shapes else []
             if problems:
                 report.drift[name] = problems
             continue
         if report.dry_run:
             report.created.append(name)
             continue
-        try:
-            warehouse.client.create_table(
-                spec.to_bigquery(warehouse.project, dataset_id), timeout=30
-            )
+        if warehouse.create_table(dataset_id, spec):
             report.created.append(name)
-        except gexc.Conflict:
+        else:
             # A concurrent bootstrap won the race: the table exists, which is all we need.
             report.existing.append(name)
 
 
-def table_drift(table: bigquery.Table, spec: TableSpec) -> list[str]:
+def table_drift(table: TableShape, spec: TableSpec) -> list[str]:
     """Human-readable differences between a live table and its schema file."""
     problems = []
-    live = {f.name: f for f in table.schema}
     for wanted in spec.schema_:
-        got = live.get(wanted.name)
+        got = table.columns.get(wanted.name)
         if got is None:
             problems.append(f"missing column {wanted.name}")
-        elif _canonical_type(got.field_type) != _canonical_type(wanted.type):
-            problems.append(f"column {wanted.name} is {got.field_type}, schema says {wanted.type}")
-    partitioning = table.time_partitioning
-    if partitioning is None or partitioning.field != spec.timePartitioning.field:
+        elif _canonical_type(got) != _canonical_type(wanted.type):
+            problems.append(f"column {wanted.name} is {got}, schema says {wanted.type}")
+    if table.partition_field != spec.timePartitioning.field:
         problems.append("partitioning differs")
-    if list(table.clustering_fields or []) != list(spec.clustering.fields):
+    if table.clustering_fields != list(spec.clustering.fields):
         problems.append("clustering differs")
     return problems
 
@@ -104,7 +104,7 @@ def bootstrap_central(
     """The central dataset and every central table; a second call creates nothing."""
     dataset_id = warehouse.settings.central_dataset
     if dry_run:
-        exists = dataset_id in {d.dataset_id for d in warehouse.client.list_datasets()}
+        exists = warehouse.dataset_labels(dataset_id) is not None
         report = BootstrapReport(dataset=dataset_id, dataset_created=not exists, dry_run=True)
         if not exists:
             report.created.extend(catalog.central)
@@ -117,7 +117,9 @@ def bootstrap_central(
             labels={"app": "convergence", "kind": "central"},
         )
         report = BootstrapReport(dataset=dataset_id, dataset_created=created)
-    ensure_tables(warehouse, dataset_id, catalog.central, report)
+    ensure_tables(
+        warehouse, dataset_id, catalog.central, report, fresh=report.dataset_created and not dry_run
+    )
     log.info(
         "bootstrap finished",
         extra={

@@ -1,4 +1,4 @@
-"""Table schemas from `schemas/*.json`: loading, validation and conversion to BigQuery tables."""
+"""Table schemas from `schemas/*.json`: loading and validation (the warehouse builds the tables)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from google.cloud import bigquery
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # The central tables of ARCHITECTURE.md plus the ones we added. A schema file
@@ -82,15 +81,6 @@ class FieldSpec(_Strict):
             raise ValueError(f"{self.name}: only a RECORD has `fields`")
         return self
 
-    def to_bigquery(self) -> bigquery.SchemaField:
-        return bigquery.SchemaField(
-            self.name,
-            self.type,
-            mode=self.mode,
-            description=self.description,
-            fields=[f.to_bigquery() for f in self.fields or ()],
-        )
-
 
 class TimePartitioningSpec(_Strict):
     type: Literal["HOUR", "DAY", "MONTH", "YEAR"]
@@ -128,24 +118,6 @@ class TableSpec(_Strict):
             if field.type not in _CLUSTER_TYPES or field.mode == "REPEATED":
                 raise ValueError(f"clustering field {name!r} has a type BigQuery cannot cluster on")
         return self
-
-    def to_bigquery(self, project: str, dataset: str) -> bigquery.Table:
-        table = bigquery.Table(
-            f"{project}.{dataset}.{self.table}",
-            schema=[f.to_bigquery() for f in self.schema_],
-        )
-        table.description = self.description
-        table.time_partitioning = bigquery.TimePartitioning(
-            type_=self.timePartitioning.type,
-            field=self.timePartitioning.field,
-            expiration_ms=(
-                int(self.timePartitioning.expirationMs)
-                if self.timePartitioning.expirationMs
-                else None
-            ),
-        )
-        table.clustering_fields = list(self.clustering.fields)
-        return table
 
 
 class SchemaError(ValueError):

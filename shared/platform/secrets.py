@@ -11,9 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from google.api_core import exceptions as api_errors
-from google.api_core.retry import Retry, if_transient_error
-
 from shared.platform.errors import unavailable
 
 if TYPE_CHECKING:
@@ -72,7 +69,7 @@ class StaticSecrets:
 
 _SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 # A cold request waits at most this long for Secret Manager before it answers 503.
-_ACCESS_RETRY = Retry(predicate=if_transient_error, initial=0.1, maximum=1.0, timeout=10.0)
+_ACCESS_RETRY_TIMEOUT = 10.0
 
 
 class SecretManagerSecrets:
@@ -112,11 +109,17 @@ class SecretManagerSecrets:
         return value
 
     def _fetch(self, name: str) -> str | None:
+        # google.api_core (and grpc behind it) loads only with Secret Manager:
+        # the env backend and the functions that never need a secret stay light.
+        from google.api_core import exceptions as api_errors
+        from google.api_core.retry import Retry, if_transient_error
+
+        retry = Retry(
+            predicate=if_transient_error, initial=0.1, maximum=1.0, timeout=_ACCESS_RETRY_TIMEOUT
+        )
         version = f"projects/{self.project}/secrets/{name}/versions/latest"
         try:
-            response = self.client.access_secret_version(
-                name=version, retry=_ACCESS_RETRY, timeout=5.0
-            )
+            response = self.client.access_secret_version(name=version, retry=retry, timeout=5.0)
         except api_errors.NotFound:
             return None
         return bytes(response.payload.data).decode("utf-8")

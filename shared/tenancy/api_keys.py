@@ -15,9 +15,12 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shared.platform.errors import ApiError, forbidden, unauthorized
-from shared.platform.warehouse import Warehouse
+
+if TYPE_CHECKING:  # the BigQuery client loads with the warehouse, not with this module
+    from shared.platform.warehouse import Warehouse
 
 # Keys are `{tenant_id}_api_{random}{check}`: 24 random bytes (192 bits, 32
 # URL-safe characters) then an 8-character keyed checksum (48 bits of an HMAC

@@ -15,9 +15,8 @@ from shared.tenancy.plans import PLANS, Plan
 from shared.tenancy.profiles import (
     ACTIVE_STATUSES,
     TENANT_STATUSES,
-    get_subscription,
-    get_usage,
     require_profile,
+    tenant_rows,
 )
 
 
@@ -34,9 +33,15 @@ def _limit_params(plan: Plan) -> dict[str, int]:
 def tenant_status(deps: Deps, tenant_id: str) -> dict[str, Any]:
     """Profile, plan, limits, usage and key metadata; never secrets or hashes."""
     warehouse = deps.warehouse
-    profile = require_profile(warehouse, tenant_id)
-    subscription = get_subscription(warehouse, tenant_id) or {}
-    usage = get_usage(warehouse, tenant_id) or {}
+    # Profile, subscription and usage in one statement; the keys are the second.
+    rows = tenant_rows(
+        warehouse, tenant_id, ("tenant_profiles", "tenant_subscriptions", "tenant_usage_quotas")
+    )
+    profile = rows["tenant_profiles"]
+    if profile is None or profile["onboarding_state"] != "COMPLETE":
+        raise not_found(f"no tenant '{tenant_id}'")
+    subscription = rows["tenant_subscriptions"] or {}
+    usage = rows["tenant_usage_quotas"] or {}
     return {
         "tenant_id": tenant_id,
         "company_name": profile["company_name"],

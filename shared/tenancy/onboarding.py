@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +23,6 @@ from shared.tenancy.plans import PLANS, PlanName, trial_end
 from shared.tenancy.profiles import get_profile, get_subscription, stripe_status_to_tenant_status
 
 log = logging.getLogger(__name__)
-
-# An onboarding attempt holds the right to issue the first key for this long;
-# after that a retry may take over (the holder crashed).
-CLAIM_LEASE = dt.timedelta(seconds=120)
 
 # The error code of a Stripe checkout naming a tenant another request created.
 OTHER_CHECKOUT = "checkout_for_existing_tenant"
@@ -114,15 +109,15 @@ class OnboardResult:
         return {**body, **self.extra}
 
 
-def _insert_if_missing(warehouse: Warehouse, table: str, row: dict[str, Any]) -> None:
-    """One row keyed by tenant_id, by MERGE: a retry inserts nothing twice.
+def _insert_if_missing(warehouse: Warehouse, table: str, row: dict[str, Any]) -> bool:
+    """One row keyed by tenant_id, by MERGE: a retry inserts nothing twice. True if inserted.
 
     Rows are created by DML (never streamed) because lifecycle changes UPDATE
     them. Column names come from this module, never from input.
     """
     columns = ", ".join(row)
     values = ", ".join(f"@{column}" for column in row)
-    warehouse.execute(
+    inserted = warehouse.execute(
         f"MERGE {warehouse.central(table)} AS existing "
         "USING (SELECT @tenant_id AS tenant_id) AS incoming "
         "ON existing.tenant_id = incoming.tenant_id "
@@ -131,9 +126,10 @@ def _insert_if_missing(warehouse: Warehouse, table: str, row: dict[str, Any]) ->
         component="onboard",
         tenant_id=str(row["tenant_id"]),
     )
+    return inserted > 0
 
 
-def _insert_rows_if_missing(
+def _insert_profile_if_missing(
     warehouse: Warehouse,
     request: OnboardRequest,
     refs: StripeRefs,
@@ -141,15 +137,10 @@ def _insert_rows_if_missing(
     *,
     idempotency_key: str | None,
     source: str,
-) -> None:
-    """Profile, subscription and usage rows of a new tenant."""
-    plan = PLANS[request.subscription_plan]
+) -> bool:
+    """The profile row of a new tenant, PROVISIONING until it completes; True if inserted."""
     tenant_id = request.tenant_id
-    subscription_status = refs.subscription_status or "trialing"
-    trial_ends_at = refs.trial_ends_at or (
-        trial_end(now) if subscription_status == "trialing" else None
-    )
-    _insert_if_missing(
+    return _insert_if_missing(
         warehouse,
         "tenant_profiles",
         {
@@ -169,6 +160,18 @@ def _insert_rows_if_missing(
             "created_at": now,
             "updated_at": now,
         },
+    )
+
+
+def _insert_plan_rows_if_missing(
+    warehouse: Warehouse, request: OnboardRequest, refs: StripeRefs, now: dt.datetime
+) -> None:
+    """Subscription and usage rows of a new tenant."""
+    plan = PLANS[request.subscription_plan]
+    tenant_id = request.tenant_id
+    subscription_status = refs.subscription_status or "trialing"
+    trial_ends_at = refs.trial_ends_at or (
+        trial_end(now) if subscription_status == "trialing" else None
     )
     _insert_if_missing(
         warehouse,
@@ -246,35 +249,6 @@ def _onboarding_in_progress(detail: str) -> ApiError:
     return ApiError(409, "onboarding_in_progress", detail, headers={"Retry-After": "5"})
 
 
-def _take_claim(warehouse: Warehouse, profile: dict[str, Any], now: dt.datetime) -> str:
-    """Conditional UPDATE: at most one attempt may issue the first key."""
-    claimed_at = profile.get("claimed_at")
-    if profile.get("claim_token") and claimed_at and now - claimed_at < CLAIM_LEASE:
-        raise _onboarding_in_progress(
-            "this tenant is being onboarded by another request; retry shortly"
-        )
-    token = uuid.uuid4().hex
-    changed = warehouse.execute(
-        f"UPDATE {warehouse.central('tenant_profiles')} "
-        "SET claim_token = @token, claimed_at = @now "
-        "WHERE tenant_id = @t AND onboarding_state = 'PROVISIONING' "
-        "AND IFNULL(claim_token, '') = @seen",
-        {
-            "token": token,
-            "now": now,
-            "t": profile["tenant_id"],
-            "seen": profile.get("claim_token") or "",
-        },
-        component="onboard",
-        tenant_id=profile["tenant_id"],
-    )
-    if changed != 1:
-        raise _onboarding_in_progress(
-            "this tenant is being onboarded by another request; retry shortly"
-        )
-    return token
-
-
 def onboard(
     deps: Deps,
     request: OnboardRequest,
@@ -284,62 +258,76 @@ def onboard(
     refs: StripeRefs | None = None,
     actor: str = "admin",
 ) -> OnboardResult:
-    """Onboards a tenant; safe to retry at any point, and a retry never issues a second key."""
+    """Onboards a tenant; safe to retry at any point, and a retry never issues a second key.
+
+    Six query jobs on a first attempt: profile, subscription and usage MERGEs,
+    the write check, the completing UPDATE and the key INSERT. The profile is
+    read only when a MERGE finds it already there (a retry, a replay, a
+    conflict), never on the first attempt: the dataset claim comes first and
+    tells a retry of this request from a different one.
+    """
     refs = refs or StripeRefs()
     warehouse = deps.warehouse
     tenant_id = require_tenant_id(request.tenant_id, deps.settings.central_dataset)
     pepper = require(deps.secrets, API_KEY_PEPPER)
     catalog = deps.catalog
-    profile = get_profile(warehouse, tenant_id)
-    if profile is not None:
-        if profile["status"] == "DELETED":
-            raise conflict(
-                f"tenant_id '{tenant_id}' belonged to an offboarded tenant and can't be reused",
-                field="tenant_id",
-            )
-        _check_replay(profile, request, idempotency_key, source)
-        if profile["onboarding_state"] == "COMPLETE":
-            return _replay(deps, profile)
-
     dataset_id = tenant_dataset.dataset_id_for(tenant_id, deps.settings.tenant_dataset_suffix)
-    dataset_created = tenant_dataset.claim_dataset(
-        warehouse, dataset_id, tenant_id, request.fingerprint()
-    )
+    try:
+        dataset_created = tenant_dataset.claim_dataset(
+            warehouse, dataset_id, tenant_id, request.fingerprint()
+        )
+    except ApiError:
+        # Someone else's payload holds the id: say precisely why, from the profile.
+        _refuse_existing(get_profile(warehouse, tenant_id), request, idempotency_key, source)
+        raise
     now = deps.clock()
-    _insert_rows_if_missing(
+    profile_inserted = _insert_profile_if_missing(
         warehouse, request, refs, now, idempotency_key=idempotency_key, source=source
     )
+    if not profile_inserted:
+        profile = get_profile(warehouse, tenant_id)
+        assert profile is not None
+        try:
+            # Another request may have created the profile (a retry, or a race
+            # for a new id): only this request's own retries may go on.
+            _refuse_existing(profile, request, idempotency_key, source)
+        except ApiError:
+            if dataset_created:
+                # E.g. an offboarded id whose dataset is gone: undo our claim.
+                tenant_dataset.delete_dataset(warehouse, dataset_id)
+            raise
+        if profile["onboarding_state"] == "COMPLETE":
+            return _replay(deps, profile)
+    _insert_plan_rows_if_missing(warehouse, request, refs, now)
     deps.crypto.ensure_tenant_key(tenant_id)
-    outcome = tenant_dataset.provision(warehouse, catalog, tenant_id, dataset_id)
+    outcome = tenant_dataset.provision(
+        warehouse, catalog, tenant_id, dataset_id, fresh=dataset_created
+    )
     dryrun_status = tenant_dataset.write_check(warehouse, dataset_id)
     if dryrun_status != "SUCCESS":
         raise unavailable("the tenant dataset is not writable yet; retry the same request")
 
-    profile = get_profile(warehouse, tenant_id)
-    assert profile is not None
-    # Another request may have created the rows first (a race for a new id):
-    # only its own retries may go on.
-    _check_replay(profile, request, idempotency_key, source)
-    if profile["onboarding_state"] == "COMPLETE":
-        return _replay(deps, profile)
-    token = _take_claim(warehouse, profile, deps.clock())
-    # Keys left by a crashed attempt were never shown to anyone: retire them.
-    api_keys.revoke(warehouse, tenant_id, deps.clock())
-    issued = api_keys.insert_key(warehouse, pepper, tenant_id, deps.clock(), created_by=actor)
+    # Exactly one attempt completes the profile: a conditional UPDATE, which
+    # BigQuery serialises against a concurrent one (the loser re-runs and
+    # changes nothing). Only that attempt issues the first key, so no attempt
+    # ever leaves a key behind; a crash between the two leaves a complete
+    # tenant without a key, which replays answer with api_key null (rotate).
     status = _initial_status(refs)
-    finished = warehouse.execute(
+    completed = warehouse.execute(
         f"UPDATE {warehouse.central('tenant_profiles')} "
         "SET onboarding_state = 'COMPLETE', status = @status, updated_at = @now "
-        "WHERE tenant_id = @t AND claim_token = @token AND onboarding_state = 'PROVISIONING'",
-        {"status": status, "now": deps.clock(), "t": tenant_id, "token": token},
+        "WHERE tenant_id = @t AND onboarding_state = 'PROVISIONING' AND status != 'DELETED'",
+        {"status": status, "now": deps.clock(), "t": tenant_id},
         component="onboard",
         tenant_id=tenant_id,
     )
-    if finished != 1:
-        api_keys.revoke(warehouse, tenant_id, deps.clock(), key_id=issued.key_id)
-        raise _onboarding_in_progress(
-            "another request took over this onboarding; retry to see its outcome"
-        )
+    if completed == 0:
+        profile = get_profile(warehouse, tenant_id)
+        if profile is not None and profile["onboarding_state"] == "COMPLETE":
+            _refuse_existing(profile, request, idempotency_key, source)
+            return _replay(deps, profile)
+        raise _onboarding_in_progress("this tenant changed while it was onboarded; retry")
+    issued = api_keys.insert_key(warehouse, pepper, tenant_id, deps.clock(), created_by=actor)
     audit.record(
         warehouse,
         actor=actor,
@@ -361,6 +349,23 @@ def onboard(
         api_key_id=issued.key_id,
         extra={"dataset_created": dataset_created, "status": status},
     )
+
+
+def _refuse_existing(
+    profile: dict[str, Any] | None,
+    request: OnboardRequest,
+    idempotency_key: str | None,
+    source: str,
+) -> None:
+    """409 unless `profile` is this very request's tenant (a retry or a replay)."""
+    if profile is None:
+        return
+    if profile["status"] == "DELETED":
+        raise conflict(
+            f"tenant_id '{request.tenant_id}' belonged to an offboarded tenant and can't be reused",
+            field="tenant_id",
+        )
+    _check_replay(profile, request, idempotency_key, source)
 
 
 def _initial_status(refs: StripeRefs) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.platform.errors import not_found
-from shared.platform.warehouse import Warehouse
+
+if TYPE_CHECKING:  # the BigQuery client loads with the warehouse, on first use
+    from shared.platform.warehouse import Warehouse
 
 ACTIVE_STATUSES = ("TRIALING", "ACTIVE", "PAST_DUE")
 TENANT_STATUSES = ("TRIALING", "ACTIVE", "PAST_DUE", "SUSPENDED", "CANCELLED", "DELETED")
@@ -21,6 +23,36 @@ def _tenant_row(warehouse: Warehouse, table: str, tenant_id: str) -> dict[str, A
         component="tenants",
     )
     return rows[0] if rows else None
+
+
+def tenant_rows(
+    warehouse: Warehouse, tenant_id: str, tables: tuple[str, ...]
+) -> dict[str, dict[str, Any] | None]:
+    """Several per-tenant rows (e.g. subscription and usage) in ONE statement.
+
+    Each table is LEFT JOINed as its first row (the same `ORDER BY created_at
+    LIMIT 1` rule as `_tenant_row`) and selected as one STRUCT column: one
+    round trip instead of one job per table. A join, not scalar subqueries:
+    bqemulator returns no row at all for `SELECT (SELECT AS STRUCT ...)`.
+    A missing row is a NULL struct on BigQuery and a struct of NULLs on the
+    emulator; `tenant_id` is REQUIRED in every tenant table, so both read as None.
+    """
+    joins = " ".join(
+        f"LEFT JOIN (SELECT * FROM {warehouse.central(table)} WHERE tenant_id = @t "
+        f"ORDER BY created_at LIMIT 1) AS {table} ON {table}.tenant_id = k.tenant_id"
+        for table in tables
+    )
+    rows = warehouse.query(
+        f"SELECT {', '.join(tables)} FROM (SELECT @t AS tenant_id) AS k {joins}",
+        {"t": tenant_id},
+        component="tenants",
+    )
+    row = rows[0] if rows else {}
+    found: dict[str, dict[str, Any] | None] = {}
+    for table in tables:
+        value = row.get(table)
+        found[table] = dict(value) if value and value.get("tenant_id") is not None else None
+    return found
 
 
 def get_profile(warehouse: Warehouse, tenant_id: str) -> dict[str, Any] | None:

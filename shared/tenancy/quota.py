@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.platform.errors import ApiError, too_many_requests
-from shared.platform.warehouse import Warehouse
 from shared.tenancy.plans import WARN_RATIO
+
+if TYPE_CHECKING:  # the BigQuery client loads with the warehouse, on first use
+    from shared.platform.warehouse import Warehouse
 
 # How long a refused caller should wait when only the concurrency limit is full.
 CONCURRENT_RETRY_SECONDS = 60

@@ -7,16 +7,19 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
-from google.cloud import bigquery
 
 from shared.platform.bootstrap import BootstrapReport, ensure_tables
 from shared.platform.errors import conflict
 from shared.platform.identifiers import TENANT_ID_RE
 from shared.platform.schemas import SchemaCatalog
 from shared.platform.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +54,34 @@ def claim_dataset(warehouse: Warehouse, dataset_id: str, tenant_id: str, fingerp
     both win. Returns True if this call created it; an existing dataset is ours
     only if it carries the same fingerprint (a retry of the same request).
     """
-    dataset = bigquery.Dataset(f"{warehouse.project}.{dataset_id}")
-    dataset.location = warehouse.settings.bq_location
-    dataset.description = f"Convergence tenant {tenant_id}: cost data and run logs."
-    dataset.labels = {TENANT_LABEL: tenant_id, FINGERPRINT_LABEL: fingerprint[:63]}
-    try:
-        warehouse.client.create_dataset(dataset, timeout=30)
+    created = warehouse.create_dataset(
+        dataset_id,
+        description=f"Convergence tenant {tenant_id}: cost data and run logs.",
+        labels={TENANT_LABEL: tenant_id, FINGERPRINT_LABEL: fingerprint[:63]},
+    )
+    if created:
         return True
-    except gexc.Conflict:
-        existing = warehouse.client.get_dataset(dataset.reference, timeout=30)
-        if (existing.labels or {}).get(FINGERPRINT_LABEL) != fingerprint[:63]:
-            raise conflict(f"tenant_id '{tenant_id}' is already taken", field="tenant_id") from None
-        return False
+    labels = warehouse.dataset_labels(dataset_id) or {}
+    if labels.get(FINGERPRINT_LABEL) != fingerprint[:63]:
+        raise conflict(f"tenant_id '{tenant_id}' is already taken", field="tenant_id")
+    return False
 
 
 def provision(
-    warehouse: Warehouse, catalog: SchemaCatalog, tenant_id: str, dataset_id: str
+    warehouse: Warehouse,
+    catalog: SchemaCatalog,
+    tenant_id: str,
+    dataset_id: str,
+    *,
+    fresh: bool = False,
 ) -> DatasetOutcome:
-    """Data tables and the filtered log views; each step is idempotent so a retry resumes."""
-    report = BootstrapReport(dataset=dataset_id, dataset_created=False)
-    ensure_tables(warehouse, dataset_id, catalog.tenant, report)
+    """Data tables and the filtered log views; each step is idempotent so a retry resumes.
+
+    `fresh`: this request created the dataset, so no table can exist yet. The
+    tenant tables' drift is not checked here (a tables.list names them, no job).
+    """
+    report = BootstrapReport(dataset=dataset_id, dataset_created=fresh)
+    ensure_tables(warehouse, dataset_id, catalog.tenant, report, check_drift=False, fresh=fresh)
     outcome = DatasetOutcome(
         dataset_id=dataset_id,
         dataset_created=False,
@@ -86,6 +97,8 @@ def ensure_log_views(warehouse: Warehouse, tenant_id: str, dataset_id: str) -> l
     # A view's SQL can't take parameters; the tenant id is safe to inline
     # because it matched ^[a-z0-9_]{3,50}$ before it got here.
     assert TENANT_ID_RE.match(tenant_id)
+    from google.cloud import bigquery  # only onboarding builds views: keep it off cold starts
+
     created = []
     for view_name, central_table in LOG_VIEWS.items():
         view = bigquery.Table(f"{warehouse.project}.{dataset_id}.{view_name}")
@@ -129,6 +142,8 @@ def _edit_central_access(
 
 def authorize_views(warehouse: Warehouse, dataset_id: str, views: list[str]) -> None:
     """Adds the views to the central access list, so the tenant reads only its rows."""
+    from google.cloud import bigquery
+
     wanted = [
         bigquery.AccessEntry(
             None, "view", {"projectId": warehouse.project, "datasetId": dataset_id, "tableId": view}
@@ -151,18 +166,24 @@ def deauthorize_views(warehouse: Warehouse, dataset_id: str) -> None:
 
 
 def write_check(warehouse: Warehouse, dataset_id: str) -> str:
-    """The built-in dryrun: create, write, read back and drop a scratch table in the dataset."""
+    """The built-in dryrun: create, write, read back and drop a scratch table in the dataset.
+
+    The write is a DML job (what pipelines do); the read-back is a tables.list
+    of the rows (tabledata.list, no second job): one job in all.
+    """
+    from google.cloud import bigquery
+
     table_id = f"{warehouse.project}.{dataset_id}._dryrun_{uuid.uuid4().hex[:8]}"
     table = bigquery.Table(table_id, schema=[bigquery.SchemaField("probe", "STRING")])
     try:
         warehouse.client.create_table(table, timeout=30)
         marker = uuid.uuid4().hex
         quoted = warehouse.table(dataset_id, table_id.rsplit(".", 1)[1])
-        warehouse.execute(
+        written = warehouse.execute(
             f"INSERT INTO {quoted} (probe) VALUES (@m)", {"m": marker}, component="dryrun"
         )
-        rows = warehouse.query(f"SELECT probe FROM {quoted}", component="dryrun")
-        return "SUCCESS" if rows == [{"probe": marker}] else "FAILED"
+        rows = [dict(row.items()) for row in warehouse.client.list_rows(table, timeout=30)]
+        return "SUCCESS" if written == 1 and rows == [{"probe": marker}] else "FAILED"
     finally:
         warehouse.client.delete_table(table_id, not_found_ok=True, timeout=30)
 

@@ -14,7 +14,7 @@ from shared.deps import Deps
 from shared.platform import audit
 from shared.platform.errors import conflict, not_found, too_many_requests, unavailable
 from shared.platform.warehouse import Typed, Warehouse
-from shared.tenancy.profiles import get_subscription
+from shared.tenancy.profiles import tenant_rows
 from shared.vault.credential_validation import (
     CreateCredentialRequest,
     CredentialValidator,
@@ -109,21 +109,34 @@ def _quotas(warehouse: Warehouse) -> str:
     return warehouse.central("tenant_usage_quotas")
 
 
-def _admit_provider(warehouse: Warehouse, tenant_id: str, provider: str, limit: int) -> bool:
+def _admit_provider(
+    warehouse: Warehouse, tenant_id: str, provider: str, limit: int | None = None
+) -> bool:
     """Takes (or re-confirms) the provider's slot on the tenant's one usage row.
 
-    The row is written even when the provider already holds a slot: that write
-    conflicts with a concurrent slot release (`recompute_providers`), so
-    BigQuery serialises the two and the release sees this create's PENDING row.
+    The plan's limit is read inside the same UPDATE (from the subscription row)
+    unless given, so the check and the admission are one statement. The row is
+    written even when the provider already holds a slot: that write conflicts
+    with a concurrent slot release (`recompute_providers`), so BigQuery
+    serialises the two and the release sees this create's PENDING row.
     IFNULL: the emulator reads a never-set REPEATED column as NULL (BigQuery: []).
     """
+    if limit is None:
+        limit_sql = (
+            f"(SELECT provider_limit FROM {warehouse.central('tenant_subscriptions')} "
+            "WHERE tenant_id = @t ORDER BY created_at LIMIT 1)"
+        )
+        params: dict[str, Any] = {"t": tenant_id, "p": provider}
+    else:
+        limit_sql = "@limit"
+        params = {"t": tenant_id, "p": provider, "limit": limit}
     changed = warehouse.execute(
         f"UPDATE {_quotas(warehouse)} SET providers_in_use = IF("
         "@p IN UNNEST(IFNULL(providers_in_use, [])), providers_in_use, "
         "ARRAY_CONCAT(IFNULL(providers_in_use, []), [@p])), updated_at = CURRENT_TIMESTAMP() "
         "WHERE tenant_id = @t AND (@p IN UNNEST(IFNULL(providers_in_use, [])) "
-        "OR ARRAY_LENGTH(IFNULL(providers_in_use, [])) < @limit)",
-        {"t": tenant_id, "p": provider, "limit": limit},
+        f"OR ARRAY_LENGTH(IFNULL(providers_in_use, [])) < {limit_sql})",
+        params,
         component="credentials",
         tenant_id=tenant_id,
     )
@@ -181,21 +194,14 @@ def _reclaim_stale_slots(warehouse: Warehouse, tenant_id: str, now: dt.datetime)
     return bool(stale_slots)
 
 
-def _provider_limit(warehouse: Warehouse, tenant_id: str) -> int:
-    subscription = get_subscription(warehouse, tenant_id)
+def _refusal_facts(warehouse: Warehouse, tenant_id: str) -> tuple[int, list[str]]:
+    """The plan's provider limit and the providers holding slots, for a 429 (one statement)."""
+    rows = tenant_rows(warehouse, tenant_id, ("tenant_subscriptions", "tenant_usage_quotas"))
+    subscription = rows["tenant_subscriptions"]
     if subscription is None:
         raise not_found(f"no tenant '{tenant_id}'")
-    return int(subscription["provider_limit"])
-
-
-def _providers_in_use(warehouse: Warehouse, tenant_id: str) -> list[str]:
-    rows = warehouse.query(
-        f"SELECT IFNULL(providers_in_use, []) AS p FROM {_quotas(warehouse)} WHERE tenant_id = @t",
-        {"t": tenant_id},
-        component="credentials",
-        tenant_id=tenant_id,
-    )
-    return sorted(rows[0]["p"] or []) if rows else []
+    usage = rows["tenant_usage_quotas"] or {}
+    return int(subscription["provider_limit"]), sorted(usage.get("providers_in_use") or [])
 
 
 # ----------------------------------------------------------------- lifecycle
@@ -276,15 +282,16 @@ def create_credential(
     warehouse = deps.warehouse
     secret = validate_secret(request.provider, request.credential_type, request.credentials)
     validation_status = validator.check(secret)
-    limit = _provider_limit(warehouse, tenant_id)
+    # Three statements on the happy path (insert, admit with the plan's limit
+    # read inside the UPDATE, activate) plus one streamed audit row.
     row = insert_pending(deps, tenant_id, request, secret, validation_status)
     credential_id = row["credential_id"]
-    admitted = _admit_provider(warehouse, tenant_id, request.provider, limit)
+    admitted = _admit_provider(warehouse, tenant_id, request.provider)
     if not admitted and _reclaim_stale_slots(warehouse, tenant_id, deps.clock()):
-        admitted = _admit_provider(warehouse, tenant_id, request.provider, limit)
+        admitted = _admit_provider(warehouse, tenant_id, request.provider)
     if not admitted:
         _delete_pending(warehouse, tenant_id, credential_id)
-        in_use = _providers_in_use(warehouse, tenant_id)
+        limit, in_use = _refusal_facts(warehouse, tenant_id)
         raise too_many_requests(
             f"plan limit reached: {limit} distinct providers ({', '.join(in_use)}); delete "
             f"every credential of one of them or upgrade the plan to add {request.provider}",

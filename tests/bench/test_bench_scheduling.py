@@ -9,7 +9,6 @@ import datetime as dt
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from google.cloud import bigquery
 
@@ -17,6 +16,7 @@ from jobs.pipeline_runner import execute_run
 from shared.deps import Deps, deps, use_deps
 from shared.scheduling.trigger import tick
 from tests.conftest import ADMIN_KEY
+from tests.counting import CallCounter
 from tests.e2e.stack import call, call_json, start_stack
 from tests.integration.conftest import Platform
 
@@ -63,17 +63,13 @@ def counted_tick(platform: Platform) -> tuple[dict[str, int], int, float]:
         settings=platform.deps.settings, secrets=platform.deps.secrets, clock=lambda: NOW
     )
     use_deps(current)
-    jobs = {"n": 0}
-    original = current.warehouse.client.query
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        jobs["n"] += 1
-        return original(*args, **kwargs)
-
-    current.warehouse.client.query = counting  # type: ignore[method-assign]
+    # Count REST job starts on the client's session: the warehouse runs
+    # statements through query_and_wait (jobs.query), not query().
+    counter = CallCounter()
+    counter.attach(current.warehouse.client)
     started = time.perf_counter()
     report = tick(current).as_dict()
-    return report, jobs["n"], time.perf_counter() - started
+    return report, counter.jobs, time.perf_counter() - started
 
 
 def test_bench_one_tick_at_100_and_1000_due_configs(platform: Platform) -> None:

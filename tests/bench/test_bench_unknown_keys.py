@@ -43,6 +43,14 @@ class JobCounter(bigquery.Client):
             JobCounter.auth_jobs += 1
         return super().query(*args, **kwargs)
 
+    def query_and_wait(self, *args: Any, **kwargs: Any) -> Any:
+        # The warehouse's path (jobs.query): count it the same way.
+        JobCounter.jobs += 1
+        config = kwargs.get("job_config")
+        if config is not None and (config.labels or {}).get("component") == "auth":
+            JobCounter.auth_jobs += 1
+        return super().query_and_wait(*args, **kwargs)
+
 
 def counting_deps(platform: Platform) -> Deps:
     def factory(settings: Settings) -> bigquery.Client:

@@ -26,6 +26,10 @@ class CountingClient(bigquery.Client):
         CountingClient.jobs += 1
         return super().query(*args, **kwargs)
 
+    def query_and_wait(self, *args: Any, **kwargs: Any) -> Any:
+        CountingClient.jobs += 1
+        return super().query_and_wait(*args, **kwargs)
+
 
 def counting_client(settings: Settings) -> bigquery.Client:
     return CountingClient(
@@ -216,6 +220,14 @@ class RecordingClient(CountingClient):
             component = (config.labels or {}).get("component", "")
             RecordingClient.caps.append((component, config.maximum_bytes_billed))
         return super().query(*args, **kwargs)
+
+    def query_and_wait(self, *args: Any, **kwargs: Any) -> Any:
+        # The warehouse's path (jobs.query): record it the same way.
+        config = kwargs.get("job_config")
+        if config is not None:
+            component = (config.labels or {}).get("component", "")
+            RecordingClient.caps.append((component, config.maximum_bytes_billed))
+        return super().query_and_wait(*args, **kwargs)
 
 
 def recording_process(platform: Platform, wall: WallClock | None = None) -> Deps:

@@ -282,3 +282,23 @@ def test_a_failure_half_way_leaves_nothing_that_blocks_the_retry(platform: Platf
     assert KEY_RE.match(retry.get_json()["api_key"])
     keys = central_rows(platform.deps, "tenant_api_keys", payload["tenant_id"])
     assert len(keys) == 1
+
+
+def test_an_offboarded_id_is_refused_and_leaves_no_new_dataset(platform: Platform) -> None:
+    payload = onboarding_payload(new_tenant_id())
+    tenant = platform.onboard(payload).get_json()
+    tenant_id = tenant["tenant_id"]
+    offboarded = platform.admin(
+        "POST", f"/tenants/{tenant_id}/offboard", json={"retain_days": 0, "confirm": tenant_id}
+    )
+    assert offboarded.status_code == 200
+    assert not platform.dataset_exists(tenant["dataset_id"])
+
+    again = platform.onboard(payload)
+
+    assert again.status_code == 409
+    assert "offboarded" in again.get_json()["detail"]
+    # The dataset claim came first; the refusal undid it.
+    assert not platform.dataset_exists(tenant["dataset_id"])
+    keys = central_rows(platform.deps, "tenant_api_keys", tenant_id)
+    assert [k["status"] for k in keys] == ["REVOKED"]

@@ -10,6 +10,7 @@ import pytest
 
 from shared.platform.schemas import CENTRAL_TABLES, SchemaError, load_catalog, load_table_spec
 from shared.platform.settings import REPO_ROOT
+from shared.platform.warehouse import table_from_spec
 
 SCHEMAS = REPO_ROOT / "schemas"
 ARCHITECTURE_TABLES = {
@@ -126,7 +127,7 @@ def test_a_schema_file_that_is_not_json_is_refused(tmp_path: Path) -> None:
 def test_a_table_spec_converts_to_a_bigquery_table_with_its_layout() -> None:
     spec = load_table_spec(SCHEMAS / "central" / "tenant_pipeline_runs.json")
 
-    table = spec.to_bigquery("my-project", "tenants")
+    table = table_from_spec("my-project", "tenants", spec)
 
     assert table.time_partitioning.field == "created_at"
     assert table.time_partitioning.type_ == "DAY"
