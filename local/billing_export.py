@@ -29,6 +29,7 @@ from google.cloud import bigquery
 
 from shared.platform.schemas import load_catalog
 from shared.platform.settings import REPO_ROOT
+from shared.platform.warehouse import table_from_spec
 
 PT = dt.timezone(dt.timedelta(hours=-8))  # invoices are cut in Pacific time (PST is enough here)
 BILLING_ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
@@ -58,7 +59,7 @@ LINEAGE = (
 def export_schema() -> list[bigquery.SchemaField]:
     """The billing export's schema: the raw table's columns without lineage, money as FLOAT64."""
     spec = load_catalog(REPO_ROOT / "schemas").tenant["gcp_billing_raw"]
-    raw = [f.to_bigquery() for f in spec.schema_]
+    raw = table_from_spec("p", "d", spec).schema
 
     def convert(field: bigquery.SchemaField, prefix: str = "") -> bigquery.SchemaField:
         path = prefix + field.name

@@ -61,6 +61,7 @@ from shared.deps import Deps
 from shared.pipelines.context import StepContext, StepError, StepResult
 from shared.pipelines.steps import QueryOutcome, step_job_config, step_query
 from shared.platform.identifiers import quote_table
+from shared.platform.warehouse import table_from_spec
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 
 log = logging.getLogger(__name__)
@@ -323,10 +324,12 @@ def _extract_with_key(
         for row in rows
     ).encode()
     staging_name = f"_stg_{RAW_TABLE}_{uuid.uuid4().hex[:16]}"
-    spec = deps.catalog.tenant[RAW_TABLE]
+    raw_schema = table_from_spec(
+        warehouse.project, run.dataset_id, deps.catalog.tenant[RAW_TABLE]
+    ).schema
     staging = bigquery.Table(
         f"{warehouse.project}.{run.dataset_id}.{staging_name}",
-        schema=[f.to_bigquery() for f in spec.schema_ if f.name not in LINEAGE],
+        schema=[f for f in raw_schema if f.name not in LINEAGE],
     )
     # A crashed run leaves no lasting copy: staging tables expire on their own.
     staging.expires = deps.clock() + dt.timedelta(hours=6)
