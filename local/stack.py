@@ -154,15 +154,16 @@ def main() -> int:
             "pid": os.getpid(),
             "emulator_pid": emulator.process.pid if emulator.process else None,
         }
-        tmp = data_dir / "endpoints.json.tmp"
-        tmp.write_text(json.dumps(endpoints, indent=2))
-        tmp.replace(data_dir / "endpoints.json")  # atomic: readers never see half a file
         say(f"bootstrap: created {report.get('created')}, existing {len(report['existing'])}")
         start_scheduling(data_dir, gateway_url, platform_secrets[ADMIN_API_KEY], stop)
         say(f"gateway    {gateway_url}  (functions at /<name>/, health at /healthz)")
         say(f"emulator   {emulator.url}  project={project}")
         say(f"admin key  {platform_secrets[ADMIN_API_KEY]}")
         say(f"endpoints  {data_dir / 'endpoints.json'}")
+        # Written last: whoever waits for this file finds everything above printed.
+        tmp = data_dir / "endpoints.json.tmp"
+        tmp.write_text(json.dumps(endpoints, indent=2))
+        tmp.replace(data_dir / "endpoints.json")  # atomic: readers never see half a file
         say("ready; Ctrl-C stops everything")
         stop.wait()
         say("stopping")

@@ -63,12 +63,32 @@ class Typed:
     value: Any
 
 
+@dataclass(frozen=True)
+class Records:
+    """An ARRAY<STRUCT> parameter, e.g. the rows of a batch: each row maps a field name to
+    (BigQuery type, value); read it in SQL with `FROM UNNEST(@name) AS r`, then `r.field`."""
+
+    rows: list[dict[str, tuple[str, Any]]]
+
+
 def to_parameter(
     name: str, value: Any
 ) -> bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter:
     """A query parameter from a plain Python value; bool before int, on purpose."""
     if isinstance(value, (bigquery.ScalarQueryParameter, bigquery.ArrayQueryParameter)):
         return value
+    if isinstance(value, Records):
+        return bigquery.ArrayQueryParameter(
+            name,
+            "STRUCT",
+            [
+                bigquery.StructQueryParameter(
+                    None,
+                    *(bigquery.ScalarQueryParameter(k, t, v) for k, (t, v) in row.items()),
+                )
+                for row in value.rows
+            ],
+        )
     if isinstance(value, Typed):
         if isinstance(value.value, (list, tuple)):
             return bigquery.ArrayQueryParameter(name, value.type_, list(value.value))

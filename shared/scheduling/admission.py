@@ -23,9 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from google.cloud import bigquery
-
-from shared.platform.warehouse import Warehouse
+from shared.platform.warehouse import Records, Warehouse
 
 # Runs still holding a slot. PENDING counts: an admitted run is PENDING until
 # its row is marked QUEUED, and must not lose its slot in between.
@@ -44,19 +42,16 @@ class Request:
     order: int = 0
 
 
-def _requests_param(requests: list[Request]) -> bigquery.ArrayQueryParameter:
-    return bigquery.ArrayQueryParameter(
-        "requests",
-        "STRUCT",
+def _requests_param(requests: list[Request]) -> Records:
+    return Records(
         [
-            bigquery.StructQueryParameter(
-                None,
-                bigquery.ScalarQueryParameter("tenant_id", "STRING", r.tenant_id),
-                bigquery.ScalarQueryParameter("run_id", "STRING", r.run_id),
-                bigquery.ScalarQueryParameter("ord", "INT64", r.order),
-            )
+            {
+                "tenant_id": ("STRING", r.tenant_id),
+                "run_id": ("STRING", r.run_id),
+                "ord": ("INT64", r.order),
+            }
             for r in requests
-        ],
+        ]
     )
 
 

@@ -116,24 +116,33 @@ def get_run_row(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
 
 
 def get_run(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
-    """The run with its step logs and DQ results."""
+    """The run with its step logs and DQ results, in one statement."""
+    if not RUN_ID_RE.match(run_id):
+        raise not_found("no such run")
     warehouse = deps.warehouse
-    run = run_view(get_run_row(deps, tenant_id, run_id))
-    keys = {"t": tenant_id, "r": run_id}
-    run["steps"] = warehouse.query(
-        "SELECT step_name, status, message, error_code, attempts, started_at, finished_at, "
-        f"duration_ms, rows_processed, bytes_billed FROM {warehouse.central('tenant_step_logs')} "
-        "WHERE tenant_id = @t AND run_id = @r ORDER BY started_at, step_name",
-        keys,
+    columns = ", ".join(f"r.{c}" for c in _COLUMNS.split(", "))
+    rows = warehouse.query(
+        f"SELECT {columns}, "
+        "ARRAY(SELECT AS STRUCT s.step_name, s.status, s.message, s.error_code, s.attempts, "
+        "s.started_at, s.finished_at, s.duration_ms, s.rows_processed, s.bytes_billed "
+        f"FROM {warehouse.central('tenant_step_logs')} AS s "
+        "WHERE s.tenant_id = r.tenant_id AND s.run_id = r.run_id "
+        "ORDER BY s.started_at, s.step_name) AS steps, "
+        "ARRAY(SELECT AS STRUCT d.step_name, d.check_name, d.status, d.expected, d.actual, "
+        f"d.detail, d.checked_at FROM {warehouse.central('tenant_dq_results')} AS d "
+        "WHERE d.tenant_id = r.tenant_id AND d.run_id = r.run_id "
+        "ORDER BY d.checked_at, d.check_name) AS dq_results "
+        f"FROM {warehouse.central('tenant_pipeline_runs')} AS r "
+        "WHERE r.tenant_id = @t AND r.run_id = @r AND r.state != 'PENDING'",
+        {"t": tenant_id, "r": run_id},
         component="runs",
         tenant_id=tenant_id,
     )
-    run["dq_results"] = warehouse.query(
-        "SELECT step_name, check_name, status, expected, actual, detail, checked_at "
-        f"FROM {warehouse.central('tenant_dq_results')} "
-        "WHERE tenant_id = @t AND run_id = @r ORDER BY checked_at, check_name",
-        keys,
-        component="runs",
-        tenant_id=tenant_id,
-    )
-    return run
+    if not rows:
+        raise not_found("no such run")
+    row = rows[0]
+    return {
+        **run_view(row),
+        "steps": [dict(step) for step in row["steps"] or []],
+        "dq_results": [dict(result) for result in row["dq_results"] or []],
+    }

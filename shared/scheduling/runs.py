@@ -14,10 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from google.cloud import bigquery
-
 from shared.pipelines.context import DqResult, PipelineOutcome, StepLog
-from shared.platform.warehouse import Typed, Warehouse
+from shared.platform.warehouse import Records, Typed, Warehouse
 from shared.scheduling.admission import LIVE_HORIZON, live_runs_sql
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED")
@@ -55,22 +53,13 @@ def _runs(warehouse: Warehouse) -> str:
     return warehouse.central("tenant_pipeline_runs")
 
 
-def _struct(**fields: tuple[str, Any]) -> bigquery.StructQueryParameter:
-    return bigquery.StructQueryParameter(
-        None,
-        *(bigquery.ScalarQueryParameter(name, t, v) for name, (t, v) in fields.items()),
-    )
-
-
 def insert_pending(warehouse: Warehouse, runs: list[NewRun], now: dt.datetime) -> int:
     """PENDING rows for runs about to ask for admission; an existing run id is left alone."""
     if not runs:
         return 0
-    rows = bigquery.ArrayQueryParameter(
-        "rows",
-        "STRUCT",
+    rows = Records(
         [
-            _struct(
+            dict(
                 run_id=("STRING", r.run_id),
                 tenant_id=("STRING", r.tenant_id),
                 config_id=("STRING", r.config_id),
@@ -247,11 +236,9 @@ def write_logs(
 ) -> None:
     """Step logs and DQ results of a run, one INSERT each (append-only, never mutated)."""
     if steps:
-        logs = bigquery.ArrayQueryParameter(
-            "logs",
-            "STRUCT",
+        logs = Records(
             [
-                _struct(
+                dict(
                     log_id=("STRING", uuid.uuid4().hex),
                     step_name=("STRING", s.step_name),
                     status=("STRING", s.status),
@@ -279,11 +266,9 @@ def write_logs(
             tenant_id=str(run["tenant_id"]),
         )
     if dq_results:
-        results = bigquery.ArrayQueryParameter(
-            "results",
-            "STRUCT",
+        results = Records(
             [
-                _struct(
+                dict(
                     result_id=("STRING", uuid.uuid4().hex),
                     step_name=("STRING", d.step_name),
                     check_name=("STRING", d.check_name),

@@ -12,10 +12,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from google.cloud import bigquery
-
 from shared.deps import Deps
-from shared.platform.warehouse import Typed
+from shared.platform.warehouse import Records, Typed
 from shared.scheduling import admission, runs, schedule
 from shared.scheduling.admission import LIVE_HORIZON
 
@@ -78,22 +76,18 @@ def _advance(deps: Deps, due: list[dict[str, Any]], now: dt.datetime) -> int:
     catch-up run, not one per missed slot. Conditional on the time we read, so a
     concurrent tick can't advance a config twice."""
     warehouse = deps.warehouse
-    advances = bigquery.ArrayQueryParameter(
-        "advances",
-        "STRUCT",
+    advances = Records(
         [
-            bigquery.StructQueryParameter(
-                None,
-                bigquery.ScalarQueryParameter("config_id", "STRING", c["config_id"]),
-                bigquery.ScalarQueryParameter("seen", "TIMESTAMP", c["next_run_at"]),
-                bigquery.ScalarQueryParameter(
-                    "next_run_at",
+            {
+                "config_id": ("STRING", c["config_id"]),
+                "seen": ("TIMESTAMP", c["next_run_at"]),
+                "next_run_at": (
                     "TIMESTAMP",
                     schedule.next_fire(c["schedule_cron"], c["timezone"], now),
                 ),
-            )
+            }
             for c in due
-        ],
+        ]
     )
     return warehouse.execute(
         f"UPDATE {warehouse.central('tenant_pipeline_configs')} AS c "

@@ -17,7 +17,7 @@ from shared.deps import Deps
 from shared.pipelines.context import PipelineOutcome, RunContext
 from shared.pipelines.definitions import parse_definition
 from shared.pipelines.executor import execute
-from shared.platform.warehouse import Typed
+from shared.platform.warehouse import Typed, table_from_spec
 
 DAY = dt.date(2026, 11, 29)
 OTHER_DAY = dt.date(2026, 11, 28)
@@ -31,7 +31,7 @@ def dataset(deps: Deps) -> Iterator[str]:
     name = "t" + uuid.uuid4().hex[:12]
     client.create_dataset(f"{project}.{name}")
     for table in ("gcp_billing_raw", "focus_cost"):
-        client.create_table(deps.catalog.tenant[table].to_bigquery(project, name))
+        client.create_table(table_from_spec(project, name, deps.catalog.tenant[table]))
     yield name
     client.delete_dataset(f"{project}.{name}", delete_contents=True, not_found_ok=True)
 

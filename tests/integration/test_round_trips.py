@@ -155,3 +155,35 @@ def test_multi_page_results_come_back_complete(counted: Platform, counter: CallC
     # More than one page: query_and_wait fetched the rest with getQueryResults.
     assert counter.snapshot().get("jobs.getQueryResults", 0) >= 1, counter.snapshot()
     assert [row["x"] for row in rows] == list(range(1, 30001))
+
+
+def test_a_run_with_its_steps_and_dq_results_is_one_statement(
+    counted: Platform, counter: CallCounter
+) -> None:
+    from jobs.pipeline_runner import execute_run
+    from shared.deps import deps
+
+    key = counted.onboarded()["api_key"]
+    config = counted.tenant_call(
+        "pipelines",
+        "POST",
+        "/configs",
+        key,
+        json={"name": "n", "pipeline": "dryrun", "schedule_cron": "0 3 * * *"},
+    ).get_json()
+    started = counted.tenant_call(
+        "pipelines", "POST", "/runs", key, json={"config_id": config["config_id"]}
+    ).get_json()
+    [run_id] = started["run_ids"]
+    execute_run(deps(), run_id)
+    assert counted.tenant_call("pipelines", "GET", f"/runs/{run_id}", key).status_code == 200
+    counter.reset()
+
+    response = counted.tenant_call("pipelines", "GET", f"/runs/{run_id}", key)
+
+    assert response.status_code == 200
+    assert [s["step_name"] for s in response.get_json()["steps"]] == [
+        "check_dataset",
+        "check_credential",
+    ]
+    assert counter.snapshot() == {"jobs.query": 1}
