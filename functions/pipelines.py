@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 import flask
 import functions_framework
 
 from shared.http import ApiRequest, Reply, Routes, parse_model, require_tenant, serve
-from shared.platform.errors import bad_request
 from shared.scheduling import configs, history, manual
 
 routes = Routes()
-_IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
 
 
 @routes.route("/configs", methods=["POST"])
 def create_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(configs.PipelineConfigRequest)
-    key = request.header("Idempotency-Key")
-    if key is not None and not _IDEMPOTENCY_KEY_RE.match(key):
-        raise bad_request(
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1-255 characters of letters, digits and . _ : -",
-            field="Idempotency-Key",
-        )
+    key = request.idempotency_key()
     config, created = configs.create_config(request.deps, tenant_id, body, key)
     return Reply(config, status=201 if created else 200)
 

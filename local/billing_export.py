@@ -27,6 +27,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
+from shared.pipelines.steps.gcp_billing import LINEAGE
 from shared.platform.schemas import load_catalog
 from shared.platform.settings import REPO_ROOT
 from shared.platform.warehouse import table_from_spec
@@ -45,14 +46,6 @@ MONEY_FIELDS = frozenset(
         "price.tier_start_amount",
         "price.pricing_unit_quantity",
     }
-)
-LINEAGE = (
-    "x_tenant_id",
-    "x_pipeline_id",
-    "x_credential_id",
-    "x_run_date",
-    "x_run_id",
-    "x_ingested_at",
 )
 
 

@@ -32,6 +32,7 @@ M = TypeVar("M", bound=BaseModel)
 
 _CORS_HEADERS = "Content-Type, X-API-Key, X-Admin-Key, Idempotency-Key, X-Request-Id"
 _CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+_IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 # Hostile-JSON bounds (docs/decisions.md, Foundation). No API body nests deeper
@@ -201,6 +202,17 @@ class ApiRequest:
         # Once, here, for every field of every JSON body: no per-model validators.
         refuse_control_characters(value)
         return value
+
+    def idempotency_key(self) -> str | None:
+        """The optional Idempotency-Key header; a malformed one is a 400 naming it."""
+        key = self.header("Idempotency-Key")
+        if key is not None and not _IDEMPOTENCY_KEY_RE.match(key):
+            raise bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1-255 characters of letters, digits and . _ : -",
+                field="Idempotency-Key",
+            )
+        return key
 
     def model(self, model: type[M]) -> M:
         """The body validated into a pydantic model; errors name the field."""
