@@ -90,7 +90,7 @@ class Emulator:
             [
                 sys.executable,
                 "-m",
-                "bqemulator",
+                "local.bqemulator_server",  # bqemulator without per-write snapshots
                 "start",
                 "--rest-host",
                 "127.0.0.1",
@@ -109,6 +109,7 @@ class Emulator:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parent.parent,  # so `-m local...` resolves
             # Own session: Ctrl-C reaches the stack, which stops the emulator
             # in order after the gateway has drained.
             start_new_session=True,
