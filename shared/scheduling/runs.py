@@ -235,65 +235,71 @@ def write_logs(
     now: dt.datetime,
 ) -> None:
     """Step logs and DQ results of a run, one INSERT each (append-only, never mutated)."""
-    if steps:
-        logs = Records(
-            [
-                dict(
-                    log_id=("STRING", uuid.uuid4().hex),
-                    step_name=("STRING", s.step_name),
-                    status=("STRING", s.status),
-                    message=("STRING", (s.message or "")[:_MAX_ERROR_MESSAGE] or None),
-                    error_code=("STRING", s.error_code),
-                    attempts=("INT64", s.attempts),
-                    started_at=("TIMESTAMP", s.started_at),
-                    finished_at=("TIMESTAMP", s.finished_at),
-                    duration_ms=("INT64", s.duration_ms),
-                    rows_processed=("INT64", s.rows_processed),
-                    bytes_billed=("INT64", s.bytes_billed),
-                )
-                for s in steps
-            ],
-        )
-        warehouse.execute(
-            f"INSERT INTO {warehouse.central('tenant_step_logs')} (log_id, run_id, tenant_id, "
-            "config_id, step_name, status, message, error_code, attempts, started_at, "
-            "finished_at, duration_ms, rows_processed, bytes_billed, logged_at) "
-            "SELECT l.log_id, @run_id, @tenant_id, @config_id, l.step_name, l.status, l.message, "
-            "l.error_code, l.attempts, l.started_at, l.finished_at, l.duration_ms, "
-            "l.rows_processed, l.bytes_billed, @now FROM UNNEST(@logs) AS l",
-            {"logs": logs, **_run_keys(run), "now": now},
-            component="runner",
-            tenant_id=str(run["tenant_id"]),
-        )
-    if dq_results:
-        results = Records(
-            [
-                dict(
-                    result_id=("STRING", uuid.uuid4().hex),
-                    step_name=("STRING", d.step_name),
-                    check_name=("STRING", d.check_name),
-                    status=("STRING", d.status),
-                    expected=("STRING", d.expected),
-                    actual=("STRING", d.actual),
-                    detail=("STRING", d.detail),
-                    checked_at=("TIMESTAMP", d.checked_at),
-                )
-                for d in dq_results
-            ],
-        )
-        warehouse.execute(
-            f"INSERT INTO {warehouse.central('tenant_dq_results')} (result_id, run_id, tenant_id, "
-            "config_id, step_name, check_name, status, expected, actual, detail, checked_at) "
-            "SELECT d.result_id, @run_id, @tenant_id, @config_id, d.step_name, d.check_name, "
-            "d.status, d.expected, d.actual, d.detail, d.checked_at FROM UNNEST(@results) AS d",
-            {"results": results, **_run_keys(run)},
-            component="runner",
-            tenant_id=str(run["tenant_id"]),
-        )
+    _insert_for_run(
+        warehouse,
+        "tenant_step_logs",
+        run,
+        [
+            {
+                "log_id": ("STRING", uuid.uuid4().hex),
+                "step_name": ("STRING", s.step_name),
+                "status": ("STRING", s.status),
+                "message": ("STRING", (s.message or "")[:_MAX_ERROR_MESSAGE] or None),
+                "error_code": ("STRING", s.error_code),
+                "attempts": ("INT64", s.attempts),
+                "started_at": ("TIMESTAMP", s.started_at),
+                "finished_at": ("TIMESTAMP", s.finished_at),
+                "duration_ms": ("INT64", s.duration_ms),
+                "rows_processed": ("INT64", s.rows_processed),
+                "bytes_billed": ("INT64", s.bytes_billed),
+                "logged_at": ("TIMESTAMP", now),
+            }
+            for s in steps
+        ],
+    )
+    _insert_for_run(
+        warehouse,
+        "tenant_dq_results",
+        run,
+        [
+            {
+                "result_id": ("STRING", uuid.uuid4().hex),
+                "step_name": ("STRING", d.step_name),
+                "check_name": ("STRING", d.check_name),
+                "status": ("STRING", d.status),
+                "expected": ("STRING", d.expected),
+                "actual": ("STRING", d.actual),
+                "detail": ("STRING", d.detail),
+                "checked_at": ("TIMESTAMP", d.checked_at),
+            }
+            for d in dq_results
+        ],
+    )
 
 
-def _run_keys(run: dict[str, Any]) -> dict[str, Any]:
-    return {"run_id": run["run_id"], "tenant_id": run["tenant_id"], "config_id": run["config_id"]}
+def _insert_for_run(
+    warehouse: Warehouse, table: str, run: dict[str, Any], rows: list[dict[str, tuple[str, Any]]]
+) -> None:
+    """One INSERT of `rows` into a central log table, each row tagged with the run's keys.
+
+    Column names come from this module's literals above, never from input.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    warehouse.execute(
+        f"INSERT INTO {warehouse.central(table)} (run_id, tenant_id, config_id, "
+        f"{', '.join(columns)}) SELECT @run_id, @tenant_id, @config_id, "
+        f"{', '.join(f'r.{c}' for c in columns)} FROM UNNEST(@rows) AS r",
+        {
+            "rows": Records(rows),
+            "run_id": run["run_id"],
+            "tenant_id": run["tenant_id"],
+            "config_id": run["config_id"],
+        },
+        component="runner",
+        tenant_id=str(run["tenant_id"]),
+    )
 
 
 def beat(warehouse: Warehouse, run_id: str, tenant_id: str, now: dt.datetime) -> None:

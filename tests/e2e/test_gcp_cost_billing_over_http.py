@@ -1,29 +1,18 @@
 """e2e: `gcp_cost_billing` on a schedule produces FOCUS rows over HTTP (the `make demo` flow).
 
 Runs `local.demo` against a stack started for the test: seed an export, onboard,
-credential + provider config, schedule, tick, wait, read FOCUS rows. It needs
-the billing export generator and the extract/convert steps; until those modules
-exist the test is skipped, naming what is missing.
+credential + provider config, schedule, tick, wait, read the run (its steps and
+DQ results through the run API) and the FOCUS rows.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 
 import pytest
 
 from local import demo
 from tests.e2e.stack import RunningStack, start_stack
-
-NEEDED = (
-    "local.billing_export",
-    "shared.pipelines.steps.gcp_billing",
-    "shared.pipelines.steps.focus",
-)
-MISSING = [m for m in NEEDED if importlib.util.find_spec(m) is None]
-
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"not there yet: {', '.join(MISSING)}")
 
 
 @pytest.fixture(scope="module")
