@@ -8,6 +8,7 @@ Cloud Run's retries and monitoring see the truth; 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import sys
@@ -42,8 +43,6 @@ def _load(current: Deps, run_id: str) -> dict[str, Any] | None:
 
 
 def _context(row: dict[str, Any]) -> RunContext:
-    import json
-
     from shared.tenancy.plans import PLANS
 
     plan = PLANS.get(str(row["plan"]))

@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     from shared.platform.settings import Settings
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-# Retries, rates and attempts of the queue itself (Terraform sets the same):
-# below the Cloud Run Admin API's job-run quota, and enough attempts to ride
-# out a short outage; the runner's claim makes a redelivery harmless.
-QUEUE_MAX_DISPATCHES_PER_SECOND = 1.0
+# Concurrency, attempts and backoff of the queue (the Terraform queue has the
+# same, a test checks it; its dispatch rate is a Terraform variable kept under
+# the Cloud Run Admin API's job-run quota). Enough attempts to ride out a short
+# outage; the runner's claim makes a redelivery harmless.
 QUEUE_MAX_CONCURRENT_DISPATCHES = 10
 QUEUE_MAX_ATTEMPTS = 10
 QUEUE_MIN_BACKOFF_SECONDS = 10

@@ -14,7 +14,6 @@ from shared.deps import Deps
 from shared.platform.errors import bad_request, not_found
 
 RUN_ID_RE = re.compile(r"^run_[0-9a-f]{32}$")
-RUN_STATES = ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED")
 _COLUMNS = (
     "run_id, config_id, pipeline, state, trigger, scheduled_for, run_date, attempt, retry_of, "
     "skip_reason, cancel_requested, admitted_at, started_at, finished_at, rows_written, "

@@ -8,6 +8,7 @@ updates), so a retried or duplicated tick creates nothing twice.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -50,8 +51,6 @@ def run_date_for(scheduled_for: dt.datetime, tz_name: str, lag_days: int) -> dt.
 
 
 def _lag(parameters_json: str | None) -> int:
-    import json
-
     value = json.loads(parameters_json or "{}").get("run_date_lag_days", DEFAULT_LAG_DAYS)
     return value if isinstance(value, int) and 0 <= value <= 31 else DEFAULT_LAG_DAYS
 
