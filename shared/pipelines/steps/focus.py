@@ -278,7 +278,7 @@ def _columns(version: str) -> list[tuple[str, str]]:
         ("SubAccountId", "r.project.id"),
         ("SubAccountName", "r.project.name"),
         ("SubAccountType", "IF(r.project.id IS NOT NULL, 'Project', NULL)"),
-        ("Tags", _TAGS),
+        ("Tags", "tg.tags"),
     ]
     if version == "1.3":
         columns += [
@@ -315,11 +315,20 @@ def convert_sql(raw_table: str, focus_table: str, version: str = "1.2") -> str:
     source_window = WINDOW.format(start="raw.usage_start_time", export="raw.export_time")
     names = ", ".join(f"`{n}`" for n, _ in columns)
     credits = _CREDITS.replace("r.credits", "raw.credits")
+    where = f"raw.x_pipeline_id = @pipeline_id AND {source_window}"
+    # Tags are built once per distinct label/tag set, not once per row: rows of
+    # one resource or project repeat the same set, and the per-row aggregation
+    # was a third of the statement's time.
+    tag_key = "TO_JSON_STRING(STRUCT(raw.labels AS l, raw.tags AS t))"
+    tags = _TAGS.replace("r.labels", "k.labels").replace("r.tags", "k.tags")
     return (
         f"INSERT INTO {focus_table} ({names})\nSELECT\n  {select}\n"
-        f"FROM (\n  SELECT raw.*, {credits} AS cr\n"
-        f"  FROM {raw_table} AS raw\n"
-        f"  WHERE raw.x_pipeline_id = @pipeline_id AND {source_window}\n) AS r"
+        f"FROM (\n  SELECT raw.*, {credits} AS cr, {tag_key} AS tag_key\n"
+        f"  FROM {raw_table} AS raw\n  WHERE {where}\n) AS r\n"
+        f"LEFT JOIN (\n  SELECT k.tag_key, {tags} AS tags FROM (\n"
+        f"    SELECT {tag_key} AS tag_key, ANY_VALUE(raw.labels) AS labels, "
+        f"ANY_VALUE(raw.tags) AS tags\n    FROM {raw_table} AS raw WHERE {where} "
+        "GROUP BY tag_key) AS k\n) AS tg ON tg.tag_key = r.tag_key"
     )
 
 
