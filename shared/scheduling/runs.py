@@ -200,7 +200,9 @@ def claim(warehouse: Warehouse, run_id: str, now: dt.datetime) -> bool:
             {"now": now, "r": run_id, "horizon": now - LIVE_HORIZON},
             component="runner",
         )
-        == 1
+        # > 0, not == 1: should two concurrent ticks ever both insert a run id
+        # (if BigQuery did not serialise their MERGEs), the twin rows move together.
+        > 0
     )
 
 
@@ -223,7 +225,7 @@ def finish(warehouse: Warehouse, run_id: str, outcome: PipelineOutcome, now: dt.
             },
             component="runner",
         )
-        == 1
+        > 0
     )
 
 
