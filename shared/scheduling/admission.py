@@ -122,8 +122,9 @@ FROM (
       ROW_NUMBER() OVER (PARTITION BY k.tenant_id ORDER BY k.ord, k.run_id) AS rn
     FROM asked AS k
     JOIN now_used AS n ON n.tenant_id = k.tenant_id
-    JOIN {runs} AS r ON r.run_id = k.run_id AND r.tenant_id = k.tenant_id
-    WHERE r.created_at >= @horizon AND r.state = 'PENDING' AND k.run_id NOT IN UNNEST(n.live_ids)
+    WHERE k.run_id NOT IN UNNEST(n.live_ids) AND EXISTS (
+      SELECT 1 FROM {runs} AS r WHERE r.run_id = k.run_id AND r.tenant_id = k.tenant_id
+        AND r.created_at >= @horizon AND r.state = 'PENDING')
   ),
   decided AS (
     SELECT n.tenant_id, n.daily_used, n.monthly_used, n.live_ids, w.wanted,
