@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from shared.deps import Deps
 from shared.platform.errors import ApiError, not_found
 from shared.scheduling import admission, configs, runs
-from shared.scheduling.history import run_view
+from shared.scheduling.history import get_run_row, run_view
 from shared.tenancy.quota import refusal, usage_snapshot
 
 MAX_BACKFILL_DAYS = 31
@@ -88,8 +88,6 @@ def start(deps: Deps, tenant_id: str, body: StartRunRequest) -> dict[str, Any]:
 
 def retry(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
     """A new attempt of a failed or cancelled run: same config and date, admitted afresh."""
-    from shared.scheduling.history import get_run_row
-
     previous = get_run_row(deps, tenant_id, run_id)
     if previous["state"] not in ("FAILED", "CANCELLED"):
         raise ApiError(
@@ -114,8 +112,6 @@ def retry(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
 
 def cancel(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
     """Cancels a queued run now, asks a running one to stop; a finished run is a 409."""
-    from shared.scheduling.history import get_run_row
-
     current = get_run_row(deps, tenant_id, run_id)
     if current["state"] in runs.TERMINAL_STATES:
         raise ApiError(409, "conflict", f"the run already ended ({current['state']})")

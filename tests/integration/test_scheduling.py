@@ -566,3 +566,32 @@ def test_tenant_sql_over_its_own_dataset_is_accepted_at_upload(platform: Platfor
     )
 
     assert response.status_code == 201, response.get_json()
+
+
+def test_a_cancelled_run_is_retried_as_a_new_attempt_and_a_succeeded_one_is_not(
+    platform: Platform,
+) -> None:
+    tenant = platform.onboarded()
+    key = tenant["api_key"]
+    config = config_for(platform, key)
+    body = {"config_id": config["config_id"], "run_date": "2026-06-01"}
+    [cancelled] = platform.tenant_call("pipelines", "POST", "/runs", key, json=body).get_json()[
+        "run_ids"
+    ]
+    platform.tenant_call("pipelines", "POST", f"/runs/{cancelled}/cancel", key)
+
+    retried = platform.tenant_call("pipelines", "POST", f"/runs/{cancelled}/retry", key)
+    [new_id] = retried.get_json()["run_ids"]
+    assert execute_run(current_deps(), new_id) == 0
+    refused = platform.tenant_call("pipelines", "POST", f"/runs/{new_id}/retry", key)
+
+    assert retried.status_code == 202
+    run = platform.tenant_call("pipelines", "GET", f"/runs/{new_id}", key).get_json()
+    assert (run["trigger"], run["attempt"], run["retry_of"], run["run_date"]) == (
+        "RETRY",
+        2,
+        cancelled,
+        "2026-06-01",
+    )
+    assert run["state"] == "SUCCEEDED"
+    assert refused.status_code == 409
