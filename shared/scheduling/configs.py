@@ -208,6 +208,7 @@ def create_config(
     else:
         config_id = "pcf_" + uuid.uuid4().hex
     params = _row_params(body, credential_id, now)
+    fingerprint = _fingerprint(body)
     created = warehouse.execute(
         f"MERGE {_table(warehouse)} AS c USING (SELECT @config_id AS config_id) AS n "
         "ON c.config_id = n.config_id WHEN NOT MATCHED THEN INSERT (config_id, tenant_id, name, "
@@ -221,13 +222,13 @@ def create_config(
             "config_id": config_id,
             "t": tenant_id,
             "now": now,
-            "fingerprint": _fingerprint(body),
+            "fingerprint": fingerprint,
         },
         component="pipeline_configs",
         tenant_id=tenant_id,
     )
     row = _row(warehouse, tenant_id, config_id, with_fingerprint=True)
-    if created == 0 and row.get("request_fingerprint") != _fingerprint(body):
+    if created == 0 and row.get("request_fingerprint") != fingerprint:
         raise conflict("Idempotency-Key was already used with a different config")
     return public_view(row), created == 1
 

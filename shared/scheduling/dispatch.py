@@ -122,6 +122,8 @@ class LocalTaskQueue:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
+            # WAL is kept by the database file itself: set once, not per connection.
+            db.execute("PRAGMA journal_mode=WAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS tasks (name TEXT PRIMARY KEY, run_id TEXT NOT NULL, "
                 "state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
@@ -134,7 +136,6 @@ class LocalTaskQueue:
         # the file across threads and processes; SQLite serialises writers.
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             yield db
         finally:
             db.close()

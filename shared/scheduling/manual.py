@@ -112,8 +112,9 @@ def retry(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
 
 def cancel(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
     """Cancels a queued run now, asks a running one to stop; a finished run is a 409."""
+    # The conditional UPDATE decides; the one read after it tells 404 from 409.
+    changed = runs.request_cancel(deps.warehouse, tenant_id, run_id, deps.clock())
     current = get_run_row(deps, tenant_id, run_id)
-    if current["state"] in runs.TERMINAL_STATES:
+    if not changed:
         raise ApiError(409, "conflict", f"the run already ended ({current['state']})")
-    runs.request_cancel(deps.warehouse, tenant_id, run_id, deps.clock())
-    return run_view(get_run_row(deps, tenant_id, run_id))
+    return run_view(current)
