@@ -217,7 +217,9 @@ def test_a_replayed_event_is_acknowledged_and_changes_nothing(platform: Platform
     assert ledger == {"attempts": 1, "status": "PROCESSED"}
 
 
-def test_an_event_that_fails_once_is_processed_fully_on_redelivery(platform: Platform) -> None:
+def fail_once_from_now_on(platform: Platform) -> None:
+    """The functions now use a client whose next qualifying job fails once (FailingOnce)."""
+
     def failing_client(settings: Settings) -> bigquery.Client:
         return FailingOnce(
             project=settings.gcp_project,
@@ -234,6 +236,10 @@ def test_an_event_that_fails_once_is_processed_fully_on_redelivery(platform: Pla
         )
     )
     FailingOnce.failed = False
+
+
+def test_an_event_that_fails_once_is_processed_fully_on_redelivery(platform: Platform) -> None:
+    fail_once_from_now_on(platform)
     tenant_id = new_tenant_id()
     session = checkout(tenant_id)
     event = make_event("checkout.session.completed", session)
@@ -615,22 +621,7 @@ def test_a_signature_timestamp_in_the_future_is_refused(platform: Platform) -> N
 def test_a_second_checkout_while_the_first_is_half_way_cannot_take_the_tenant_over(
     platform: Platform,
 ) -> None:
-    def failing_client(settings: Settings) -> bigquery.Client:
-        return FailingOnce(
-            project=settings.gcp_project,
-            credentials=AnonymousCredentials(),
-            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
-        )
-
-    use_deps(
-        Deps(
-            settings=platform.deps.settings,
-            secrets=platform.deps.secrets,
-            client_factory=failing_client,
-            _crypto=platform.deps.crypto,
-        )
-    )
-    FailingOnce.failed = False
+    fail_once_from_now_on(platform)
     tenant_id = new_tenant_id()
     first = checkout(tenant_id)
     first_event = make_event("checkout.session.completed", first)
