@@ -14,7 +14,6 @@ from shared.deps import Deps
 from shared.platform import audit
 from shared.platform.errors import conflict, not_found, too_many_requests, unavailable
 from shared.platform.warehouse import Typed, Warehouse
-from shared.tenancy.profiles import tenant_rows
 from shared.vault.credential_validation import (
     CreateCredentialRequest,
     CredentialValidator,
@@ -26,9 +25,12 @@ from shared.vault.crypto import credential_aad
 log = logging.getLogger(__name__)
 
 CREDENTIAL_ID_RE = re.compile(r"^cred_[0-9a-f]{32}$")
-# A create inserts its row PENDING, takes a provider slot, then activates the
-# row. A PENDING row older than this is a crashed create: its slot is reclaimed.
-PENDING_LEASE = dt.timedelta(minutes=10)
+# A create reserves its provider slot on the usage row, then inserts its
+# credential row. A reservation with no row after LEASE is a crashed create and
+# no longer holds the slot; the insert refuses to run after INSERT_DEADLINE, so
+# a slow create never lands on a slot the next admission has given away.
+LEASE = dt.timedelta(minutes=10)
+INSERT_DEADLINE = dt.timedelta(minutes=2)
 
 # Every column but the ciphertext: nothing that reads metadata ever loads the secret.
 _PUBLIC_COLUMNS = (
@@ -105,129 +107,161 @@ def get_credential(deps: Deps, tenant_id: str, credential_id: str) -> dict[str, 
 # ----------------------------------------------------------------- provider slots
 
 
-def _quotas(warehouse: Warehouse) -> str:
-    return warehouse.central("tenant_usage_quotas")
+def _in_flight_sql(warehouse: Warehouse) -> str:
+    """Reservations of tenant @t still in flight: fresh (since @fresh), no credential row yet."""
+    return (
+        "SELECT r.credential_id, r.provider, r.reserved_at "
+        f"FROM {warehouse.central('tenant_usage_quotas')} AS u2, "
+        "UNNEST(u2.provider_reservations) AS r "
+        "WHERE u2.tenant_id = @t AND r.reserved_at >= @fresh AND NOT EXISTS ("
+        f"SELECT 1 FROM {warehouse.central('tenant_cloud_credentials')} AS c "
+        "WHERE c.tenant_id = @t AND c.credential_id = r.credential_id)"
+    )
 
 
-def _admit_provider(
-    warehouse: Warehouse, tenant_id: str, provider: str, limit: int | None = None
+def _reserve_provider(
+    warehouse: Warehouse, tenant_id: str, credential_id: str, provider: str, now: dt.datetime
 ) -> bool:
-    """Takes (or re-confirms) the provider's slot on the tenant's one usage row.
+    """Admits a create: one conditional UPDATE on the tenant's usage row.
 
-    The plan's limit is read inside the same UPDATE (from the subscription row)
-    unless given, so the check and the admission are one statement. The row is
-    written even when the provider already holds a slot: that write conflicts
-    with a concurrent slot release (`recompute_providers`), so BigQuery
-    serialises the two and the release sees this create's PENDING row.
-    IFNULL: the emulator reads a never-set REPEATED column as NULL (BigQuery: []).
+    The providers held are those of ACTIVE credentials plus those of
+    reservations still in flight (fresh, and their credential row not yet
+    written). The create is admitted iff its provider is among them or they
+    are fewer than the plan's `provider_limit`, read inside the same
+    statement. Admitted, its reservation is appended and spent reservations are
+    dropped, so a deleted credential or a crashed create frees its slot with no
+    statement of its own. Every admission writes the row, so on BigQuery two
+    concurrent admissions conflict and run one after the other (`job_retry`
+    re-issues the loser, which then sees the winner's reservation).
+
+    bqemulator misbinds parameters referenced in SET alongside FROM, so they
+    are all referenced inside FROM (see shared.scheduling.admission).
     """
-    if limit is None:
-        limit_sql = (
-            f"(SELECT provider_limit FROM {warehouse.central('tenant_subscriptions')} "
-            "WHERE tenant_id = @t ORDER BY created_at LIMIT 1)"
-        )
-        params: dict[str, Any] = {"t": tenant_id, "p": provider}
-    else:
-        limit_sql = "@limit"
-        params = {"t": tenant_id, "p": provider, "limit": limit}
-    changed = warehouse.execute(
-        f"UPDATE {_quotas(warehouse)} SET providers_in_use = IF("
-        "@p IN UNNEST(IFNULL(providers_in_use, [])), providers_in_use, "
-        "ARRAY_CONCAT(IFNULL(providers_in_use, []), [@p])), updated_at = CURRENT_TIMESTAMP() "
-        "WHERE tenant_id = @t AND (@p IN UNNEST(IFNULL(providers_in_use, [])) "
-        f"OR ARRAY_LENGTH(IFNULL(providers_in_use, [])) < {limit_sql})",
-        params,
-        component="credentials",
-        tenant_id=tenant_id,
-    )
-    return changed == 1
-
-
-def recompute_providers(warehouse: Warehouse, tenant_id: str, now: dt.datetime) -> None:
-    """Slots = providers of ACTIVE credentials + slots of creates still in flight.
-
-    One UPDATE, so it is atomic against admissions on the same row. A fresh
-    PENDING row keeps its provider only if that provider already held a slot,
-    so a recompute never admits anything by itself.
-    """
+    usage = warehouse.central("tenant_usage_quotas")
     credentials = warehouse.central("tenant_cloud_credentials")
-    warehouse.execute(
-        f"UPDATE {_quotas(warehouse)} AS q SET providers_in_use = ARRAY("
-        f"SELECT DISTINCT c.provider FROM {credentials} AS c WHERE c.tenant_id = @t "
-        "AND (c.status = 'ACTIVE' OR (c.status = 'PENDING' AND c.created_at >= @fresh "
-        "AND c.provider IN UNNEST(IFNULL(q.providers_in_use, [])))) ORDER BY c.provider), "
-        "updated_at = CURRENT_TIMESTAMP() WHERE q.tenant_id = @t",
-        {"t": tenant_id, "fresh": now - PENDING_LEASE},
+    subscriptions = warehouse.central("tenant_subscriptions")
+    changed = warehouse.execute(
+        f"""
+UPDATE {usage} AS u
+SET provider_reservations = a.reservations, updated_at = a.now
+FROM (
+  WITH in_flight AS ({_in_flight_sql(warehouse)}),
+  held AS (
+    SELECT provider FROM in_flight
+    UNION DISTINCT
+    SELECT provider FROM {credentials} WHERE tenant_id = @t AND status = 'ACTIVE'
+  )
+  SELECT @t AS tenant_id, @now AS now,
+    ARRAY_CONCAT(
+      ARRAY(SELECT AS STRUCT credential_id, provider, reserved_at FROM in_flight
+            ORDER BY reserved_at, credential_id),
+      [STRUCT(@c AS credential_id, @p AS provider, @now AS reserved_at)]) AS reservations,
+    @p IN (SELECT provider FROM held) OR (SELECT COUNT(*) FROM held) < (
+      SELECT provider_limit FROM {subscriptions} WHERE tenant_id = @t
+      ORDER BY created_at LIMIT 1) AS admitted
+) AS a
+WHERE u.tenant_id = a.tenant_id AND a.admitted
+""",
+        {"t": tenant_id, "c": credential_id, "p": provider, "now": now, "fresh": now - LEASE},
         component="credentials",
         tenant_id=tenant_id,
     )
+    return changed >= 1
 
 
-def _reclaim_stale_slots(warehouse: Warehouse, tenant_id: str, now: dt.datetime) -> bool:
-    """Frees slots left by crashed creates; True if anything was reclaimed."""
+def _refusal_facts(
+    warehouse: Warehouse, tenant_id: str, now: dt.datetime
+) -> tuple[int, list[str], bool]:
+    """For a 429 (one statement): the plan's limit, the providers held, and
+    whether an in-flight reservation (which expires by itself) is among them."""
     credentials = warehouse.central("tenant_cloud_credentials")
     rows = warehouse.query(
-        f"SELECT (SELECT IFNULL(providers_in_use, []) FROM {_quotas(warehouse)} "
-        "WHERE tenant_id = @t LIMIT 1) AS reserved, "
+        f"SELECT (SELECT provider_limit FROM {warehouse.central('tenant_subscriptions')} "
+        "WHERE tenant_id = @t ORDER BY created_at LIMIT 1) AS provider_limit, "
         f"ARRAY(SELECT DISTINCT provider FROM {credentials} WHERE tenant_id = @t "
-        "AND (status = 'ACTIVE' OR (status = 'PENDING' AND created_at >= @fresh))) AS backed, "
-        f"(SELECT COUNT(*) FROM {credentials} WHERE tenant_id = @t AND status = 'PENDING' "
-        "AND created_at < @fresh) AS stale_rows",
-        {"t": tenant_id, "fresh": now - PENDING_LEASE},
+        "AND status = 'ACTIVE') AS active, "
+        f"ARRAY(SELECT DISTINCT provider FROM ({_in_flight_sql(warehouse)})) AS in_flight",
+        {"t": tenant_id, "fresh": now - LEASE},
         component="credentials",
         tenant_id=tenant_id,
     )
     row = rows[0]
-    stale_slots = set(row["reserved"] or []) - set(row["backed"] or [])
-    if not stale_slots and not row["stale_rows"]:
-        return False
-    # Crashed creates left ciphertext behind: drop it with the rows.
-    warehouse.execute(
-        f"DELETE FROM {credentials} WHERE tenant_id = @t AND status = 'PENDING' "
-        "AND created_at < @fresh",
-        {"t": tenant_id, "fresh": now - PENDING_LEASE},
-        component="credentials",
-        tenant_id=tenant_id,
-    )
-    recompute_providers(warehouse, tenant_id, now)
-    log.info("stale provider slots reclaimed", extra={"tenant_id": tenant_id})
-    return bool(stale_slots)
-
-
-def _refusal_facts(warehouse: Warehouse, tenant_id: str) -> tuple[int, list[str]]:
-    """The plan's provider limit and the providers holding slots, for a 429 (one statement)."""
-    rows = tenant_rows(warehouse, tenant_id, ("tenant_subscriptions", "tenant_usage_quotas"))
-    subscription = rows["tenant_subscriptions"]
-    if subscription is None:
+    if row["provider_limit"] is None:
         raise not_found(f"no tenant '{tenant_id}'")
-    usage = rows["tenant_usage_quotas"] or {}
-    return int(subscription["provider_limit"]), sorted(usage.get("providers_in_use") or [])
+    active = set(row["active"] or [])
+    in_flight = set(row["in_flight"] or []) - active
+    return int(row["provider_limit"]), sorted(active | in_flight), bool(in_flight)
 
 
 # ----------------------------------------------------------------- lifecycle
 
 
-def _delete_pending(warehouse: Warehouse, tenant_id: str, credential_id: str) -> None:
-    warehouse.execute(
-        f"DELETE FROM {warehouse.central('tenant_cloud_credentials')} "
-        "WHERE tenant_id = @t AND credential_id = @c AND status = 'PENDING'",
-        {"t": tenant_id, "c": credential_id},
+def _insert_reserved(deps: Deps, tenant_id: str, row: dict[str, Any], ciphertext_b64: Any) -> bool:
+    """Writes the ACTIVE row iff its reservation is still held: one INSERT ... SELECT.
+
+    A reservation older than INSERT_DEADLINE writes nothing, long before the
+    next admission may treat it as abandoned (LEASE).
+    """
+    warehouse = deps.warehouse
+    # DML, not streaming: the row is UPDATEd later (rotation, deletion).
+    inserted = warehouse.execute(
+        f"INSERT INTO {warehouse.central('tenant_cloud_credentials')} (credential_id, "
+        "tenant_id, provider, credential_type, credential_name, ciphertext, key_reference, "
+        "fingerprint, metadata_json, validation_status, validated_at, status, created_at, "
+        "updated_at) "
+        "SELECT @c, @t, @provider, @type, @name, FROM_BASE64(@ciphertext_b64), @key_ref, "
+        "@fingerprint, @metadata, @validation, @now, 'ACTIVE', @now, @now "
+        f"FROM {warehouse.central('tenant_usage_quotas')} AS u, "
+        "UNNEST(u.provider_reservations) AS r "
+        "WHERE u.tenant_id = @t AND r.credential_id = @c AND r.reserved_at >= @deadline LIMIT 1",
+        {
+            "c": row["credential_id"],
+            "t": tenant_id,
+            "provider": row["provider"],
+            "type": row["credential_type"],
+            "name": row["credential_name"],
+            "ciphertext_b64": ciphertext_b64,
+            "key_ref": deps.crypto.key_reference(tenant_id),
+            "fingerprint": Typed("STRING", row["fingerprint"]),
+            "metadata": row["metadata_json"],
+            "validation": row["validation_status"],
+            "now": row["created_at"],
+            "deadline": deps.clock() - INSERT_DEADLINE,
+        },
         component="credentials",
         tenant_id=tenant_id,
     )
+    return inserted == 1
 
 
-def insert_pending(
+def create_credential(
     deps: Deps,
     tenant_id: str,
     request: CreateCredentialRequest,
-    secret: ValidatedSecret,
-    validation_status: str,
+    validator: CredentialValidator,
 ) -> dict[str, Any]:
-    """Step 1 of a create: the encrypted row, invisible (PENDING) until its slot is held."""
+    """Validate and encrypt, reserve the provider slot, insert the row: two statements.
+
+    Nothing is written before admission, so a refusal leaves nothing behind. A
+    crash between the two statements leaves only a reservation, which holds
+    its slot until LEASE has passed.
+    """
     warehouse = deps.warehouse
+    secret = validate_secret(request.provider, request.credential_type, request.credentials)
+    validation_status = validator.check(secret)
     credential_id = "cred_" + uuid.uuid4().hex
+    ciphertext_b64 = _encrypt(deps, tenant_id, credential_id, secret)
     now = deps.clock()
+    if not _reserve_provider(warehouse, tenant_id, credential_id, request.provider, now):
+        limit, held, in_flight = _refusal_facts(warehouse, tenant_id, now)
+        raise too_many_requests(
+            f"plan limit reached: {limit} distinct providers ({', '.join(held)}); delete "
+            f"every credential of one of them or upgrade the plan to add {request.provider}",
+            # Only an in-flight create's slot frees itself; otherwise a delete must.
+            retry_after_seconds=int(LEASE.total_seconds()) if in_flight else 3600,
+            limit=limit,
+            providers_in_use=held,
+        )
     row = {
         "credential_id": credential_id,
         "provider": request.provider,
@@ -242,74 +276,7 @@ def insert_pending(
         "updated_at": now,
         "rotated_at": None,
     }
-    # DML, not streaming: the row is UPDATEd later (activation, rotation, deletion).
-    warehouse.execute(
-        f"INSERT INTO {warehouse.central('tenant_cloud_credentials')} (credential_id, "
-        "tenant_id, provider, credential_type, credential_name, ciphertext, key_reference, "
-        "fingerprint, metadata_json, validation_status, validated_at, status, created_at, "
-        "updated_at) VALUES (@c, @t, @provider, @type, @name, FROM_BASE64(@ciphertext_b64), "
-        "@key_ref, @fingerprint, @metadata, @validation, @now, 'PENDING', @now, @now)",
-        {
-            "c": credential_id,
-            "t": tenant_id,
-            "provider": request.provider,
-            "type": request.credential_type,
-            "name": request.credential_name,
-            "ciphertext_b64": _encrypt(deps, tenant_id, credential_id, secret),
-            "key_ref": deps.crypto.key_reference(tenant_id),
-            "fingerprint": Typed("STRING", secret.fingerprint),
-            "metadata": row["metadata_json"],
-            "validation": validation_status,
-            "now": now,
-        },
-        component="credentials",
-        tenant_id=tenant_id,
-    )
-    return row
-
-
-def create_credential(
-    deps: Deps,
-    tenant_id: str,
-    request: CreateCredentialRequest,
-    validator: CredentialValidator,
-) -> dict[str, Any]:
-    """Validate, encrypt, insert PENDING, take the provider slot, activate.
-
-    A crash after the insert leaves an invisible PENDING row whose slot (if it
-    took one) is reclaimed once PENDING_LEASE has passed; nothing leaks forever.
-    """
-    warehouse = deps.warehouse
-    secret = validate_secret(request.provider, request.credential_type, request.credentials)
-    validation_status = validator.check(secret)
-    # Three statements on the happy path (insert, admit with the plan's limit
-    # read inside the UPDATE, activate) plus one streamed audit row.
-    row = insert_pending(deps, tenant_id, request, secret, validation_status)
-    credential_id = row["credential_id"]
-    admitted = _admit_provider(warehouse, tenant_id, request.provider)
-    if not admitted and _reclaim_stale_slots(warehouse, tenant_id, deps.clock()):
-        admitted = _admit_provider(warehouse, tenant_id, request.provider)
-    if not admitted:
-        _delete_pending(warehouse, tenant_id, credential_id)
-        limit, in_use = _refusal_facts(warehouse, tenant_id)
-        raise too_many_requests(
-            f"plan limit reached: {limit} distinct providers ({', '.join(in_use)}); delete "
-            f"every credential of one of them or upgrade the plan to add {request.provider}",
-            retry_after_seconds=int(PENDING_LEASE.total_seconds()),
-            limit=limit,
-            providers_in_use=in_use,
-        )
-    activated = warehouse.execute(
-        f"UPDATE {warehouse.central('tenant_cloud_credentials')} SET status = 'ACTIVE' "
-        "WHERE tenant_id = @t AND credential_id = @c AND status = 'PENDING' "
-        "AND created_at >= @fresh",
-        {"t": tenant_id, "c": credential_id, "fresh": deps.clock() - PENDING_LEASE},
-        component="credentials",
-        tenant_id=tenant_id,
-    )
-    if activated != 1:
-        # Slower than the lease: its slot may have been reclaimed meanwhile.
-        _delete_pending(warehouse, tenant_id, credential_id)
+    if not _insert_reserved(deps, tenant_id, row, ciphertext_b64):
         raise unavailable("the credential could not be stored in time; retry")
     _audit(deps, tenant_id, "credential.created", row)
     return public_view(row)
@@ -395,7 +362,7 @@ def delete_credential(deps: Deps, tenant_id: str, credential_id: str) -> dict[st
         tenant_id=tenant_id,
     )
     if changed:
-        recompute_providers(warehouse, tenant_id, now)
+        # The slot frees itself: admission counts ACTIVE credentials only.
         _audit(deps, tenant_id, "credential.deleted", {"credential_id": credential_id})
     rows = _rows(warehouse, tenant_id, "credential_id = @c AND status = 'DELETED'", c=credential_id)
     if not rows:

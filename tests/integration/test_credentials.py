@@ -15,8 +15,9 @@ import pytest
 
 from shared.deps import use_deps
 from shared.platform.logs import CloudLoggingFormatter, configure_logging
+from shared.platform.warehouse import Typed
 from shared.vault import credentials as vault
-from shared.vault.credential_validation import CreateCredentialRequest, validate_secret
+from shared.vault.credential_validation import validate_secret
 from shared.vault.crypto import DecryptionError
 from tests.credential_samples import (
     anthropic_key,
@@ -70,12 +71,18 @@ def rows(platform: Platform, tenant_id: str) -> list[dict[str, Any]]:
 
 
 def providers_in_use(platform: Platform, tenant_id: str) -> list[str]:
+    """Providers of the tenant's ACTIVE credentials: the slots a new provider competes with."""
+    return sorted({r["provider"] for r in rows(platform, tenant_id) if r["status"] == "ACTIVE"})
+
+
+def reservations(platform: Platform, tenant_id: str) -> list[dict[str, Any]]:
     wh = platform.deps.warehouse
     [row] = wh.query(
-        f"SELECT providers_in_use FROM {wh.central('tenant_usage_quotas')} WHERE tenant_id = @t",
+        f"SELECT provider_reservations FROM {wh.central('tenant_usage_quotas')} "
+        "WHERE tenant_id = @t",
         {"t": tenant_id},
     )
-    return sorted(row["providers_in_use"] or [])
+    return list(row["provider_reservations"] or [])
 
 
 def credential_audit_actions(platform: Platform, tenant_id: str) -> list[str]:
@@ -440,36 +447,74 @@ def test_deleting_the_last_credential_of_a_provider_frees_its_slot(platform: Pla
     assert providers_in_use(platform, tenant["tenant_id"]) == ["ANTHROPIC", "AWS", "GCP"]
 
 
-def test_concurrent_creates_of_distinct_providers_never_exceed_the_limit(
-    platform: Platform,
-) -> None:
-    tenant = platform.onboarded(subscription_plan="STARTER")
-    providers = ["GCP", "OPENAI", "ANTHROPIC", "AWS", "AWS", "OPENAI"]
-    bodies = [create_body(p) for p in providers]
-    results: list[Any] = [None] * len(bodies)
-    barrier = threading.Barrier(len(bodies))
+def race(platform: Platform, key: str, providers: list[str]) -> list[Any]:
+    """Fires one create per provider at once; the answers in the same order."""
+    results: list[Any] = [None] * len(providers)
+    barrier = threading.Barrier(len(providers))
 
     def run(index: int) -> None:
         use_deps(platform.deps)
         barrier.wait()
-        results[index] = create(platform, tenant["api_key"], bodies[index])
+        results[index] = create(platform, key, create_body(providers[index]))
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(bodies))]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(providers))]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=120)
+        thread.join(timeout=300)
+    return results
+
+
+@pytest.mark.parametrize(
+    "providers",
+    [
+        pytest.param(["GCP", "OPENAI", "ANTHROPIC", "AWS", "AWS", "OPENAI"], id="6-way"),
+        pytest.param(["GCP", "OPENAI", "ANTHROPIC", "AWS"] * 5, id="20-way"),
+    ],
+)
+def test_concurrent_creates_of_distinct_providers_never_exceed_the_limit(
+    platform: Platform, providers: list[str]
+) -> None:
+    tenant = platform.onboarded(subscription_plan="STARTER")
+
+    results = race(platform, tenant["api_key"], providers)
 
     codes = [r.status_code for r in results]
     assert set(codes) <= {201, 429}, [r.get_json() for r in results]
     admitted = {providers[i] for i, code in enumerate(codes) if code == 201}
     assert len(admitted) == 3
     assert all(providers[i] not in admitted for i, c in enumerate(codes) if c == 429)
-    active = [r for r in rows(platform, tenant["tenant_id"]) if r["status"] == "ACTIVE"]
-    assert {r["provider"] for r in active} == admitted
-    assert len(active) == codes.count(201)
-    assert all(r["status"] == "ACTIVE" for r in rows(platform, tenant["tenant_id"]))
-    assert providers_in_use(platform, tenant["tenant_id"]) == sorted(admitted)
+    stored = rows(platform, tenant["tenant_id"])
+    assert {r["provider"] for r in stored} == admitted
+    assert len(stored) == codes.count(201)
+    assert all(r["status"] == "ACTIVE" for r in stored)
+    assert {r["credential_id"] for r in stored} == {
+        r.get_json()["credential_id"] for r in results if r.status_code == 201
+    }
+
+
+def test_a_refused_create_writes_nothing_not_even_a_reservation(platform: Platform) -> None:
+    tenant = platform.onboarded(subscription_plan="STARTER")
+    for provider in ("GCP", "OPENAI", "ANTHROPIC"):
+        created(platform, tenant["api_key"], provider)
+    before = reservations(platform, tenant["tenant_id"])
+
+    refused = create(platform, tenant["api_key"], create_body("AWS"))
+
+    assert refused.status_code == 429
+    # No in-flight create holds a slot: waiting will not help, a delete will.
+    assert int(refused.headers["Retry-After"]) == 3600
+    assert reservations(platform, tenant["tenant_id"]) == before
+    assert "AWS" not in {r["provider"] for r in rows(platform, tenant["tenant_id"])}
+    assert credential_audit_actions(platform, tenant["tenant_id"]) == ["credential.created"] * 3
+
+
+def reserve(platform: Platform, tenant_id: str, provider: str) -> str:
+    """A create that reserved its slot and died before inserting its row."""
+    credential_id = "cred_" + "f" * 32
+    now = platform.deps.clock()
+    assert vault._reserve_provider(platform.deps.warehouse, tenant_id, credential_id, provider, now)
+    return credential_id
 
 
 def test_a_create_that_crashed_after_taking_a_slot_frees_it_after_the_lease(
@@ -479,25 +524,78 @@ def test_a_create_that_crashed_after_taking_a_slot_frees_it_after_the_lease(
     tenant_id = tenant["tenant_id"]
     created(platform, tenant["api_key"], "GCP")
     created(platform, tenant["api_key"], "ANTHROPIC")
-    # A create that inserted its row and took the OPENAI slot, then died.
-    request = CreateCredentialRequest.model_validate(create_body("OPENAI"))
-    secret = validate_secret("OPENAI", "API_KEY", request.credentials)
-    vault.insert_pending(platform.deps, tenant_id, request, secret, "FORMAT_VALID")
-    assert vault._admit_provider(platform.deps.warehouse, tenant_id, "OPENAI", 3)
+    reserve(platform, tenant_id, "OPENAI")
 
     within_lease = create(platform, tenant["api_key"], create_body("AWS"))
     later = dataclasses.replace(
         platform.deps,
-        clock=lambda: dt.datetime.now(dt.UTC) + vault.PENDING_LEASE + dt.timedelta(minutes=1),
+        clock=lambda: dt.datetime.now(dt.UTC) + vault.LEASE + dt.timedelta(minutes=1),
     )
     use_deps(later)
     after_lease = create(platform, tenant["api_key"], create_body("AWS"))
 
     assert within_lease.status_code == 429
+    assert within_lease.get_json()["providers_in_use"] == ["ANTHROPIC", "GCP", "OPENAI"]
+    assert int(within_lease.headers["Retry-After"]) == vault.LEASE.total_seconds()
     assert after_lease.status_code == 201, after_lease.get_json()
     assert providers_in_use(platform, tenant_id) == ["ANTHROPIC", "AWS", "GCP"]
-    assert [r["status"] for r in rows(platform, tenant_id)] == ["ACTIVE", "ACTIVE", "ACTIVE"]
+    # The spent reservations are gone; only the last create's (its row exists) is left.
+    assert [r["provider"] for r in reservations(platform, tenant_id)] == ["AWS"]
     assert call(platform, "GET", "/", tenant["api_key"]).status_code == 200
+
+
+NO_SECRET = Typed("STRING", None)
+
+
+def pending_row(credential_id: str, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "credential_id": credential_id,
+        "provider": "OPENAI",
+        "credential_type": "API_KEY",
+        "credential_name": "late",
+        "fingerprint": None,
+        "metadata_json": "{}",
+        "validation_status": "FORMAT_VALID",
+        "created_at": now,
+    }
+
+
+@pytest.mark.parametrize(
+    ("delay", "stored"),
+    [
+        pytest.param(dt.timedelta(seconds=5), True, id="in-time"),
+        pytest.param(vault.INSERT_DEADLINE + dt.timedelta(seconds=1), False, id="too-late"),
+    ],
+)
+def test_the_row_is_written_only_while_its_reservation_is_within_the_insert_deadline(
+    platform: Platform, delay: dt.timedelta, stored: bool
+) -> None:
+    tenant_id = platform.onboarded(subscription_plan="STARTER")["tenant_id"]
+    credential_id = reserve(platform, tenant_id, "OPENAI")
+    reserved_at = reservations(platform, tenant_id)[0]["reserved_at"]
+    at_insert = dataclasses.replace(platform.deps, clock=lambda: reserved_at + delay)
+
+    written = vault._insert_reserved(
+        at_insert, tenant_id, pending_row(credential_id, reserved_at), NO_SECRET
+    )
+
+    assert written is stored
+    assert [r["credential_id"] for r in rows(platform, tenant_id)] == (
+        [credential_id] if stored else []
+    )
+
+
+def test_an_unreserved_credential_id_is_never_written(platform: Platform) -> None:
+    tenant_id = platform.onboarded(subscription_plan="STARTER")["tenant_id"]
+    reserve(platform, tenant_id, "OPENAI")
+    other = "cred_" + "e" * 32
+
+    written = vault._insert_reserved(
+        platform.deps, tenant_id, pending_row(other, platform.deps.clock()), NO_SECRET
+    )
+
+    assert written is False
+    assert rows(platform, tenant_id) == []
 
 
 # ----------------------------------------------------------------- secrecy
