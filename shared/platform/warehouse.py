@@ -8,16 +8,24 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
-from google.cloud import bigquery
-from google.cloud.bigquery.table import RowIterator
 
 from shared.platform.identifiers import quote_dataset, quote_table
 from shared.platform.schemas import FieldSpec, TableSpec
 from shared.platform.settings import Settings
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+    from google.cloud.bigquery.table import RowIterator
+
+# google.cloud.bigquery (with bigquery-storage, pyarrow and numpy when present)
+# is a fifth of a second to import. Domain modules import this module for
+# Typed, Records and the Warehouse type, so the client library is imported in
+# the functions below, on first use: a request that never reaches the
+# warehouse (a CORS preflight, a refused key) never pays for it.
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +83,8 @@ def to_parameter(
     name: str, value: Any
 ) -> bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter:
     """A query parameter from a plain Python value; bool before int, on purpose."""
+    from google.cloud import bigquery
+
     if isinstance(value, (bigquery.ScalarQueryParameter, bigquery.ArrayQueryParameter)):
         return value
     if isinstance(value, Records):
@@ -150,6 +160,8 @@ def query_config(
     maximum_bytes_billed: int | None = None,
 ) -> bigquery.QueryJobConfig:
     """Parameters, labels and the byte cap every query job runs with."""
+    from google.cloud import bigquery
+
     config = bigquery.QueryJobConfig(
         query_parameters=[to_parameter(k, v) for k, v in (params or {}).items()],
         labels=job_labels(component, tenant_id),
@@ -162,6 +174,8 @@ def query_config(
 
 def bigquery_client(settings: Settings) -> bigquery.Client:
     """The real client; pointed at bqemulator when BIGQUERY_EMULATOR_HOST is set."""
+    from google.cloud import bigquery
+
     if settings.bigquery_emulator_host:
         from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
@@ -281,6 +295,8 @@ class Warehouse:
 
     def create_dataset(self, dataset_id: str, *, description: str, labels: dict[str, str]) -> bool:
         """Creates the dataset; False if it already exists (creation succeeds exactly once)."""
+        from google.cloud import bigquery
+
         dataset = bigquery.Dataset(f"{self.project}.{dataset_id}")
         dataset.location = self.settings.bq_location
         dataset.description = description
@@ -336,6 +352,8 @@ def _api_type(data_type: str) -> str:
 
 
 def _schema_field(spec: FieldSpec) -> bigquery.SchemaField:
+    from google.cloud import bigquery
+
     return bigquery.SchemaField(
         spec.name,
         spec.type,
@@ -347,6 +365,8 @@ def _schema_field(spec: FieldSpec) -> bigquery.SchemaField:
 
 def table_from_spec(project: str, dataset: str, spec: TableSpec) -> bigquery.Table:
     """A schema file as the client's Table: columns, description, partitioning, clustering."""
+    from google.cloud import bigquery
+
     table = bigquery.Table(
         f"{project}.{dataset}.{spec.table}", schema=[_schema_field(f) for f in spec.schema_]
     )

@@ -82,25 +82,39 @@ def test_http_plumbing_loads_no_warehouse_and_no_sdk(module: str) -> None:
     assert loaded_after(f"import {module}", ALL_HEAVY) == []
 
 
+FUNCTIONS = ["quota", "admin", "onboard", "credentials", "pipelines", "trigger", "stripe_webhook"]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_function_loads_the_bigquery_client_until_its_first_query(function: str) -> None:
+    # shared.platform.warehouse imports the client library on first use, so a
+    # preflight or a refused key never pays for it.
+    assert loaded_after(f"import functions.{function}", [BIGQUERY]) == []
+
+
 @pytest.mark.parametrize(
     "module",
     [
+        "shared.platform.warehouse",
         "shared.platform.schemas",
         "shared.platform.bootstrap",
         "shared.tenancy.tenant_dataset",
         "shared.tenancy.api_keys",
         "shared.tenancy.profiles",
         "shared.tenancy.quota",
+        "shared.scheduling.trigger",
+        "shared.vault.credentials",
     ],
 )
-def test_only_the_warehouse_adapter_imports_bigquery(module: str) -> None:
-    # These modules reach BigQuery through shared.platform.warehouse, so with
-    # the adapter kept out of the picture they must not load the client.
+def test_domain_modules_and_the_adapter_module_import_no_bigquery(module: str) -> None:
+    assert loaded_after(f"import {module}", [BIGQUERY]) == []
+
+
+def test_the_first_query_loads_the_bigquery_client() -> None:
+    # The other side of the laziness: building a job's configuration does load it.
     statement = (
-        "import sys, types\n"
-        "sys.modules['shared.platform.warehouse'] = types.ModuleType('blocked')\n"
-        "sys.modules['shared.platform.warehouse'].__getattr__ = lambda name: object\n"
-        f"import {module}"
+        "from shared.platform.warehouse import query_config\n"
+        "query_config({'t': 'x'}, component='boundary')"
     )
 
-    assert loaded_after(statement, [BIGQUERY]) == []
+    assert loaded_after(statement, [BIGQUERY]) == [BIGQUERY]
