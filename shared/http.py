@@ -430,10 +430,18 @@ def install_json_errors(app: flask.Flask) -> None:
 
 
 def require_admin(request: ApiRequest) -> None:
-    """X-Admin-Key, compared in constant time against the configured admin secret."""
+    """X-Admin-Key, compared in constant time against the configured admin secret.
+
+    Failures count against the same per-client limit as tenant keys, so a
+    client guessing either kind of key gets 429 after FAILED_AUTH_LIMIT.
+    """
+    limiter = request.deps.auth_cache.limiter
+    client = client_address(request.raw)
+    limiter.refuse_if_limited(client)
     expected = require(request.deps.secrets, ADMIN_API_KEY)
     given = request.header("X-Admin-Key") or ""
     if not hmac.compare_digest(given.encode(), expected.encode()):
+        limiter.failed(client)
         raise unauthorized("missing or invalid X-Admin-Key")
 
 

@@ -212,6 +212,17 @@ class FailedAuthLimiter:
                 return 0
             return max(1, math.ceil(failures[0] + self.window - now))
 
+    def refuse_if_limited(self, client: str) -> None:
+        """429 with Retry-After for a client over the limit, before any key is checked."""
+        wait = self.retry_after(client)
+        if wait:
+            raise ApiError(
+                429,
+                "too_many_requests",
+                "too many failed authentications from this client; retry later",
+                headers={"Retry-After": str(wait)},
+            )
+
     def failed(self, client: str) -> None:
         with self._lock:
             failures = self._failures.pop(client, None)
@@ -327,14 +338,7 @@ def authenticate_key(
     key, so an unknown key costs the same whether or not its tenant exists.
     A client with too many recent failures gets 429 before anything else.
     """
-    wait = cache.limiter.retry_after(client)
-    if wait:
-        raise ApiError(
-            429,
-            "too_many_requests",
-            "too many failed authentications from this client; retry later",
-            headers={"Retry-After": str(wait)},
-        )
+    cache.limiter.refuse_if_limited(client)
     if not raw_key or not well_formed(raw_key, pepper):
         cache.limiter.failed(client)
         raise unauthorized("missing or invalid X-API-Key")

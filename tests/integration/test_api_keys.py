@@ -14,7 +14,8 @@ from shared.platform.secrets import API_KEY_PEPPER, require
 from shared.platform.settings import Settings
 from shared.tenancy import api_keys
 from shared.tenancy.api_keys import AuthCache
-from tests.integration.conftest import Platform
+from tests.conftest import ADMIN_KEY
+from tests.integration.conftest import Platform, new_tenant_id, onboarding_payload
 
 
 class CountingClient(bigquery.Client):
@@ -363,3 +364,28 @@ def test_repeated_failed_authentications_from_one_client_get_429_with_retry_afte
     assert call(tenant["api_key"], attacker).status_code == 429
     assert call("guess", neighbour).status_code == 401
     assert call(tenant["api_key"], neighbour).status_code == 200
+
+
+def test_repeated_wrong_admin_keys_from_one_client_get_429_even_with_the_right_key(
+    platform: Platform,
+) -> None:
+    attacker = {"X-Forwarded-For": "203.0.113.9"}
+    neighbour = {"X-Forwarded-For": "198.51.100.7"}
+
+    def tenant_status(key: str, client: dict[str, str]) -> int:
+        headers = {"X-Admin-Key": key, **client}
+        response = platform.client("admin").get("/tenants/nosuchtenant", headers=headers)
+        return int(response.status_code)
+
+    limit = api_keys.FAILED_AUTH_LIMIT
+    statuses = [tenant_status(f"adm_guess_{i}", attacker) for i in range(limit + 2)]
+
+    assert statuses == [401] * limit + [429] * 2
+    assert tenant_status(ADMIN_KEY, attacker) == 429
+    # The other admin-keyed function shares the limit: guessing moves nowhere.
+    refused = platform.onboard(onboarding_payload(new_tenant_id()), **attacker)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= api_keys.FAILED_AUTH_WINDOW_SECONDS
+    # A tenant key from the same client is refused as well (one budget per client).
+    assert platform.tenant_call("quota", "GET", "/", "guess", headers=attacker).status_code == 429
+    assert tenant_status(ADMIN_KEY, neighbour) == 404
