@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from shared.platform.schemas import SchemaCatalog
     from shared.platform.warehouse import Warehouse
+    from shared.scheduling.auth import GoogleCerts
     from shared.scheduling.dispatch import TaskQueue
     from shared.tenancy.api_keys import AuthCache
     from shared.vault.crypto import Crypto
@@ -46,6 +47,7 @@ class Deps:
     _crypto: Crypto | None = field(default=None, repr=False)
     _auth_cache: AuthCache | None = field(default=None, repr=False)
     _task_queue: TaskQueue | None = field(default=None, repr=False)
+    _google_certs: GoogleCerts | None = field(default=None, repr=False)
 
     @property
     def warehouse(self) -> Warehouse:
@@ -78,6 +80,14 @@ class Deps:
 
             self._task_queue = task_queue_from(self.settings)
         return self._task_queue
+
+    @property
+    def google_certs(self) -> GoogleCerts:
+        if self._google_certs is None:
+            from shared.scheduling.auth import GoogleCerts
+
+            self._google_certs = GoogleCerts(self.settings.google_certs_url)
+        return self._google_certs
 
     @property
     def catalog(self) -> SchemaCatalog:

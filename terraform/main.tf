@@ -92,6 +92,7 @@ locals {
     DISPATCH_BACKEND           = "cloud_tasks"
     FRONTEND_ORIGINS           = join(",", var.frontend_origins)
     GCP_PROJECT                = var.project_id
+    GOOGLE_CERTS_URL           = "https://www.googleapis.com/oauth2/v1/certs" # keys of the scheduler's tokens
     KMS_KEY_RING               = google_kms_key_ring.tenant_keys.id
     LOG_LEVEL                  = var.log_level
     MAX_BODY_BYTES             = "1048576" # 1 MiB

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # The trigger accepts an OIDC token of this service account for this audience.
     scheduler_sa: str | None = Field(default=None, validation_alias="SCHEDULER_SA")
     trigger_audience: str | None = Field(default=None, validation_alias="TRIGGER_AUDIENCE")
+    # Where Google publishes the keys that sign those tokens (tests point it at a stand-in).
+    google_certs_url: str = Field(
+        default="https://www.googleapis.com/oauth2/v1/certs", validation_alias="GOOGLE_CERTS_URL"
+    )
     # A running run beats this often; one silent for RUN_STALE_AFTER_SECONDS is reaped.
     run_heartbeat_seconds: float = Field(
         default=30.0, gt=0, le=600, validation_alias="RUN_HEARTBEAT_SECONDS"
