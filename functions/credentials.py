@@ -28,8 +28,11 @@ def _validator(request: ApiRequest) -> CredentialValidator:
 def create_credential(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(CreateCredentialRequest)
-    created = vault.create_credential(request.deps, tenant_id, body, _validator(request))
-    return Reply(created, status=201)
+    key = request.idempotency_key()
+    credential, created = vault.create_credential(
+        request.deps, tenant_id, body, _validator(request), key
+    )
+    return Reply(credential, status=201 if created else 200)
 
 
 @routes.route("/", methods=["GET"])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import logging
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from shared.deps import Deps
@@ -132,7 +134,9 @@ def _reserve_provider(
     dropped, so a deleted credential or a crashed create frees its slot with no
     statement of its own. Every admission writes the row, so on BigQuery two
     concurrent admissions conflict and run one after the other (`job_retry`
-    re-issues the loser, which then sees the winner's reservation).
+    re-issues the loser, which then sees the winner's reservation). An id
+    that is already reserved or stored is never admitted again: that is what
+    makes a retried create with an Idempotency-Key store one credential.
 
     bqemulator misbinds parameters referenced in SET alongside FROM, so they
     are all referenced inside FROM (see shared.scheduling.admission).
@@ -156,9 +160,12 @@ FROM (
       ARRAY(SELECT AS STRUCT credential_id, provider, reserved_at FROM in_flight
             ORDER BY reserved_at, credential_id),
       [STRUCT(@c AS credential_id, @p AS provider, @now AS reserved_at)]) AS reservations,
-    @p IN (SELECT provider FROM held) OR (SELECT COUNT(*) FROM held) < (
+    (@p IN (SELECT provider FROM held) OR (SELECT COUNT(*) FROM held) < (
       SELECT provider_limit FROM {subscriptions} WHERE tenant_id = @t
-      ORDER BY created_at LIMIT 1) AS admitted
+      ORDER BY created_at LIMIT 1))
+    AND @c NOT IN (SELECT credential_id FROM in_flight)
+    AND NOT EXISTS (
+      SELECT 1 FROM {credentials} WHERE tenant_id = @t AND credential_id = @c) AS admitted
 ) AS a
 WHERE u.tenant_id = a.tenant_id AND a.admitted
 """,
@@ -169,19 +176,33 @@ WHERE u.tenant_id = a.tenant_id AND a.admitted
     return changed >= 1
 
 
-def _refusal_facts(
-    warehouse: Warehouse, tenant_id: str, now: dt.datetime
-) -> tuple[int, list[str], bool]:
-    """For a 429 (one statement): the plan's limit, the providers held, and
-    whether an in-flight reservation (which expires by itself) is among them."""
+@dataclass(frozen=True)
+class _Refusal:
+    """Why an admission did not take a slot, read in one statement after it."""
+
+    limit: int
+    providers_held: list[str]
+    in_flight_providers: bool
+    # The same credential id: already stored (a replay), or reserved by a create in flight.
+    existing: dict[str, Any] | None
+    reserved: bool
+
+
+def _refusal(
+    warehouse: Warehouse, tenant_id: str, credential_id: str, now: dt.datetime
+) -> _Refusal:
     credentials = warehouse.central("tenant_cloud_credentials")
+    in_flight = _in_flight_sql(warehouse)
     rows = warehouse.query(
         f"SELECT (SELECT provider_limit FROM {warehouse.central('tenant_subscriptions')} "
         "WHERE tenant_id = @t ORDER BY created_at LIMIT 1) AS provider_limit, "
         f"ARRAY(SELECT DISTINCT provider FROM {credentials} WHERE tenant_id = @t "
         "AND status = 'ACTIVE') AS active, "
-        f"ARRAY(SELECT DISTINCT provider FROM ({_in_flight_sql(warehouse)})) AS in_flight",
-        {"t": tenant_id, "fresh": now - LEASE},
+        f"ARRAY(SELECT DISTINCT provider FROM ({in_flight})) AS in_flight, "
+        f"@c IN (SELECT credential_id FROM ({in_flight})) AS reserved, "
+        f"ARRAY(SELECT AS STRUCT {_PUBLIC_COLUMNS} FROM {credentials} "
+        "WHERE tenant_id = @t AND credential_id = @c LIMIT 1) AS existing",
+        {"t": tenant_id, "c": credential_id, "fresh": now - LEASE},
         component="credentials",
         tenant_id=tenant_id,
     )
@@ -189,8 +210,61 @@ def _refusal_facts(
     if row["provider_limit"] is None:
         raise not_found(f"no tenant '{tenant_id}'")
     active = set(row["active"] or [])
-    in_flight = set(row["in_flight"] or []) - active
-    return int(row["provider_limit"]), sorted(active | in_flight), bool(in_flight)
+    in_flight_only = set(row["in_flight"] or []) - active
+    existing = list(row["existing"] or [])
+    return _Refusal(
+        limit=int(row["provider_limit"]),
+        providers_held=sorted(active | in_flight_only),
+        in_flight_providers=bool(in_flight_only),
+        existing=dict(existing[0]) if existing else None,
+        reserved=bool(row["reserved"]),
+    )
+
+
+def credential_id_for(tenant_id: str, idempotency_key: str | None) -> str:
+    """A fresh id, or the one id a tenant's Idempotency-Key always names."""
+    if idempotency_key is None:
+        return "cred_" + uuid.uuid4().hex
+    digest = hashlib.sha256(f"{tenant_id}|{idempotency_key}".encode()).hexdigest()
+    return "cred_" + digest[:32]
+
+
+def _same_request(stored: dict[str, Any], row: dict[str, Any]) -> bool:
+    fields = ("provider", "credential_type", "credential_name", "fingerprint", "metadata_json")
+    return all(stored.get(f) == row.get(f) for f in fields)
+
+
+def _replay_or_refuse(refusal: _Refusal, row: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a create that was not admitted: a replay, a 409, or the plan's 429."""
+    stored = refusal.existing
+    if stored is not None:
+        if not _same_request(stored, row):
+            raise conflict(
+                "Idempotency-Key was already used with a different credential",
+                field="Idempotency-Key",
+            )
+        if stored["status"] != "ACTIVE":
+            raise conflict(
+                "Idempotency-Key was used for a credential that has since been deleted; "
+                "use a new key",
+                field="Idempotency-Key",
+            )
+        return public_view(stored)
+    if refusal.reserved:
+        raise conflict(
+            "a create with this Idempotency-Key is in progress; retry",
+            field="Idempotency-Key",
+            headers={"Retry-After": "5"},
+        )
+    raise too_many_requests(
+        f"plan limit reached: {refusal.limit} distinct providers "
+        f"({', '.join(refusal.providers_held)}); delete every credential of one of them "
+        f"or upgrade the plan to add {row['provider']}",
+        # Only an in-flight create's slot frees itself; otherwise a delete must.
+        retry_after_seconds=int(LEASE.total_seconds()) if refusal.in_flight_providers else 3600,
+        limit=refusal.limit,
+        providers_in_use=refusal.providers_held,
+    )
 
 
 # ----------------------------------------------------------------- lifecycle
@@ -239,29 +313,22 @@ def create_credential(
     tenant_id: str,
     request: CreateCredentialRequest,
     validator: CredentialValidator,
-) -> dict[str, Any]:
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
     """Validate and encrypt, reserve the provider slot, insert the row: two statements.
 
-    Nothing is written before admission, so a refusal leaves nothing behind. A
-    crash between the two statements leaves only a reservation, which holds
-    its slot until LEASE has passed.
+    Returns the credential and whether this call created it: with an
+    Idempotency-Key, a retry of a create that succeeded returns the same
+    credential (a different body under the same key is a 409). Nothing is
+    written before admission, so a refusal leaves nothing behind. A crash
+    between the two statements leaves only a reservation, which holds its
+    slot until LEASE has passed.
     """
     warehouse = deps.warehouse
     secret = validate_secret(request.provider, request.credential_type, request.credentials)
     validation_status = validator.check(secret)
-    credential_id = "cred_" + uuid.uuid4().hex
-    ciphertext_b64 = _encrypt(deps, tenant_id, credential_id, secret)
+    credential_id = credential_id_for(tenant_id, idempotency_key)
     now = deps.clock()
-    if not _reserve_provider(warehouse, tenant_id, credential_id, request.provider, now):
-        limit, held, in_flight = _refusal_facts(warehouse, tenant_id, now)
-        raise too_many_requests(
-            f"plan limit reached: {limit} distinct providers ({', '.join(held)}); delete "
-            f"every credential of one of them or upgrade the plan to add {request.provider}",
-            # Only an in-flight create's slot frees itself; otherwise a delete must.
-            retry_after_seconds=int(LEASE.total_seconds()) if in_flight else 3600,
-            limit=limit,
-            providers_in_use=held,
-        )
     row = {
         "credential_id": credential_id,
         "provider": request.provider,
@@ -276,10 +343,13 @@ def create_credential(
         "updated_at": now,
         "rotated_at": None,
     }
+    ciphertext_b64 = _encrypt(deps, tenant_id, credential_id, secret)
+    if not _reserve_provider(warehouse, tenant_id, credential_id, request.provider, now):
+        return _replay_or_refuse(_refusal(warehouse, tenant_id, credential_id, now), row), False
     if not _insert_reserved(deps, tenant_id, row, ciphertext_b64):
         raise unavailable("the credential could not be stored in time; retry")
     _audit(deps, tenant_id, "credential.created", row)
-    return public_view(row)
+    return public_view(row), True
 
 
 def rotate_credential(

@@ -598,6 +598,127 @@ def test_an_unreserved_credential_id_is_never_written(platform: Platform) -> Non
     assert rows(platform, tenant_id) == []
 
 
+# ----------------------------------------------------------------- Idempotency-Key
+
+
+def create_once(platform: Platform, key: str, body: dict[str, Any], idempotency_key: str) -> Any:
+    return call(platform, "POST", "/", key, json=body, headers={"Idempotency-Key": idempotency_key})
+
+
+def test_a_retried_create_with_the_same_idempotency_key_returns_the_first_credential(
+    platform: Platform,
+) -> None:
+    tenant = platform.onboarded()
+    body = create_body("OPENAI")
+
+    first = create_once(platform, tenant["api_key"], body, "create-openai-1")
+    retried = create_once(platform, tenant["api_key"], body, "create-openai-1")
+
+    assert (first.status_code, retried.status_code) == (201, 200)
+    assert retried.get_json() == first.get_json()
+    assert len(rows(platform, tenant["tenant_id"])) == 1
+    assert credential_audit_actions(platform, tenant["tenant_id"]) == ["credential.created"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"credential_name": "another name"}, id="name"),
+        pytest.param({"credentials": {"api_key": openai_key()}}, id="secret"),
+        pytest.param({"metadata": {"team": "other"}}, id="metadata"),
+    ],
+)
+def test_the_same_idempotency_key_with_a_different_body_is_409_and_writes_nothing(
+    platform: Platform, changes: dict[str, Any]
+) -> None:
+    tenant = platform.onboarded()
+    body = create_body("OPENAI")
+    assert create_once(platform, tenant["api_key"], body, "k-1").status_code == 201
+
+    reused = create_once(platform, tenant["api_key"], {**body, **changes}, "k-1")
+
+    assert reused.status_code == 409
+    assert reused.get_json()["field"] == "Idempotency-Key"
+    assert len(rows(platform, tenant["tenant_id"])) == 1
+
+
+def test_concurrent_creates_with_one_idempotency_key_store_one_credential(
+    platform: Platform,
+) -> None:
+    tenant = platform.onboarded()
+    body = create_body("GCP")
+    results: list[Any] = [None] * 8
+    barrier = threading.Barrier(len(results))
+
+    def run(index: int) -> None:
+        use_deps(platform.deps)
+        barrier.wait()
+        results[index] = create_once(platform, tenant["api_key"], body, "burst-1")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(results))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+
+    codes = [r.status_code for r in results]
+    assert codes.count(201) == 1, [r.get_json() for r in results]
+    assert set(codes) <= {201, 200, 409}
+    [row] = rows(platform, tenant["tenant_id"])
+    assert {r.get_json()["credential_id"] for r in results if r.status_code in (200, 201)} == {
+        row["credential_id"]
+    }
+    in_progress = [r for r in results if r.status_code == 409]
+    assert all(int(r.headers["Retry-After"]) > 0 for r in in_progress)
+
+
+def test_an_idempotency_key_is_scoped_to_its_tenant(platform: Platform) -> None:
+    first, second = platform.onboarded(), platform.onboarded()
+
+    a = create_once(platform, first["api_key"], create_body("OPENAI"), "shared-key")
+    b = create_once(platform, second["api_key"], create_body("OPENAI"), "shared-key")
+
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.get_json()["credential_id"] != b.get_json()["credential_id"]
+
+
+def test_an_idempotency_key_of_a_deleted_credential_is_409(platform: Platform) -> None:
+    tenant = platform.onboarded()
+    body = create_body("OPENAI")
+    created_once = create_once(platform, tenant["api_key"], body, "k-del").get_json()
+    call(platform, "DELETE", f"/{created_once['credential_id']}", tenant["api_key"])
+
+    again = create_once(platform, tenant["api_key"], body, "k-del")
+
+    assert again.status_code == 409
+    assert "deleted" in again.get_json()["detail"]
+    assert [r["status"] for r in rows(platform, tenant["tenant_id"])] == ["DELETED"]
+
+
+def test_a_retry_of_a_create_that_crashed_is_409_until_the_lease_then_201(
+    platform: Platform,
+) -> None:
+    tenant = platform.onboarded()
+    tenant_id = tenant["tenant_id"]
+    credential_id = vault.credential_id_for(tenant_id, "k-crash")
+    now = platform.deps.clock()
+    assert vault._reserve_provider(platform.deps.warehouse, tenant_id, credential_id, "AWS", now)
+
+    within_lease = create_once(platform, tenant["api_key"], create_body("AWS"), "k-crash")
+    use_deps(
+        dataclasses.replace(
+            platform.deps, clock=lambda: now + vault.LEASE + dt.timedelta(seconds=1)
+        )
+    )
+    after_lease = create_once(platform, tenant["api_key"], create_body("AWS"), "k-crash")
+
+    assert within_lease.status_code == 409
+    assert "in progress" in within_lease.get_json()["detail"]
+    assert after_lease.status_code == 201, after_lease.get_json()
+    assert after_lease.get_json()["credential_id"] == credential_id
+    assert [r["credential_id"] for r in rows(platform, tenant_id)] == [credential_id]
+
+
 # ----------------------------------------------------------------- secrecy
 
 
