@@ -97,7 +97,7 @@ SERVICES: tuple[Service, ...] = (
                 "hour",
                 3600,
                 0.031611,
-                (3600, 14400),
+                (14400, 115200),  # 4-32 vCPU for the hour
             ),
             Sku(
                 "6C71-E0B1-7E28",
@@ -106,7 +106,7 @@ SERVICES: tuple[Service, ...] = (
                 "gibibyte hour",
                 3865470566400,
                 0.004237,
-                (1e13, 6e13),
+                (6e13, 5e14),  # 16-128 GiB for the hour
             ),
         ),
         zonal=True,
@@ -123,7 +123,7 @@ SERVICES: tuple[Service, ...] = (
                 "gibibyte month",
                 2.8759101014016e15,
                 0.026,
-                (1e12, 9e13),
+                (1e15, 4e16),  # a 0.25-10 TiB bucket for the hour
             ),
         ),
     ),
@@ -269,11 +269,17 @@ class ExportGenerator:
         """`rows` rows for usage date `day` (UTC): mostly usage, plus tax, adjustment, rounding."""
         rng = random.Random(f"{self.seed}:{day.isoformat()}")
         specials = max(3, rows // 200) if rows >= 10 else 0
+        # What each service was charged today after credits: an adjustment
+        # gives back a share of it, never more (an SLA credit is a percentage).
+        net: dict[str, float] = {}
         for i in range(rows - specials):
-            yield self._usage(rng, day, i)
+            row = self._usage(rng, day, i)
+            name = row["service"]["description"]
+            net[name] = net.get(name, 0.0) + row["cost"] + sum(c["amount"] for c in row["credits"])
+            yield row
         for i in range(specials):
             kind = ("tax", "adjustment", "rounding_error")[i % 3]
-            yield self._special(rng, day, kind, i)
+            yield self._special(rng, day, kind, i, net)
 
     def rows(self, start: dt.date, days: int, rows_per_day: int) -> Iterator[dict[str, Any]]:
         for offset in range(days):
@@ -407,7 +413,9 @@ class ExportGenerator:
             )
         return credits
 
-    def _special(self, rng: random.Random, day: dt.date, kind: str, i: int) -> dict[str, Any]:
+    def _special(
+        self, rng: random.Random, day: dt.date, kind: str, i: int, net: dict[str, float]
+    ) -> dict[str, Any]:
         start = dt.datetime.combine(day, dt.time(i % 24), dt.UTC)
         row = self._base(start, rng)
         row.update(
@@ -435,7 +443,10 @@ class ExportGenerator:
             service = SERVICES[0]
             row["service"] = {"id": service.id, "description": service.description}
             row["project"] = self._project(rng)
-            row["cost"] = -_money(rng.uniform(0.5, 20) * self.rate)
+            share = rng.uniform(0.02, 0.1)
+            credit = _money(share * net.get(service.description, 0.0))
+            row["cost"] = -credit
+            net[service.description] = net.get(service.description, 0.0) - credit
             row["adjustment_info"] = {
                 "id": f"adj-{day:%Y%m%d}-{i}",
                 "description": "SLA credit for an outage",

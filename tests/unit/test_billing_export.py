@@ -70,3 +70,18 @@ def test_export_schema_has_float_money_and_every_mapped_column() -> None:
     for r in rows(50):
         assert set(r) <= set(fields), set(r) - set(fields)
     json.dumps(rows(5))
+
+
+def test_no_service_costs_less_than_nothing_on_any_day() -> None:
+    # Credits and adjustments discount a service's charges; they never exceed
+    # them, so the demo's cost by service and day reads like a real bill.
+    for seed in range(5):
+        for rows_per_day in (400, 2000):
+            generator = ExportGenerator(seed=seed)
+            net: dict[tuple[str, str], float] = {}
+            for r in generator.rows(DAY, 3, rows_per_day):
+                key = (r["usage_start_time"][:10], r["service"]["description"])
+                charge = r["cost"] + sum(c["amount"] for c in r["credits"])
+                net[key] = net.get(key, 0.0) + charge
+            negative = {k: round(v, 6) for k, v in net.items() if v < 0}
+            assert not negative, (seed, rows_per_day, negative)
