@@ -30,12 +30,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Production BigQuery aborts one of two concurrent mutating DML statements on
-# the same table with these messages; the statement did not apply, so issuing
-# it again is safe and the outcome is never lost.
+# the same table with these messages, and refuses a mutating statement outright
+# when 20 are already queued against the table (the usage table takes every
+# admission of every tenant). Neither statement applied, so issuing it again
+# is safe and the outcome is never lost.
 _CONCURRENT_DML_MARKERS = (
     "concurrent update",
     "Could not serialize access",
     "Transaction is aborted due to concurrent update",
+    "Too many DML statements outstanding against table",
 )
 _TRANSIENT = (
     gexc.InternalServerError,

@@ -62,6 +62,10 @@ def test_naive_datetimes_and_raw_bytes_are_refused() -> None:
     [
         gexc.BadRequest("Could not serialize access to table p:d.t due to concurrent update"),
         gexc.BadRequest("Transaction is aborted due to concurrent update against table"),
+        gexc.BadRequest(
+            "Resources exceeded during query execution: Too many DML statements outstanding "
+            "against table p:d.tenant_usage_quotas, limit is 20."
+        ),
         gexc.Forbidden("Exceeded rate limits: rateLimitExceeded"),
         gexc.InternalServerError("backend error"),
         gexc.ServiceUnavailable("try again"),
@@ -76,6 +80,7 @@ def test_transient_and_concurrent_update_errors_are_retried(exc: Exception) -> N
     "exc",
     [
         gexc.BadRequest("Syntax error: Unexpected keyword"),
+        gexc.BadRequest("Resources exceeded during query execution: Not enough resources"),
         gexc.NotFound("Not found: Table"),
         gexc.Forbidden("Access Denied"),
         gexc.Conflict("Already Exists"),
