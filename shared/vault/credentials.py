@@ -23,16 +23,14 @@ from shared.vault.credential_validation import (
     validate_secret,
 )
 from shared.vault.crypto import credential_aad
+from shared.vault.reservations import LEASE, Reservations
 
 log = logging.getLogger(__name__)
 
 CREDENTIAL_ID_RE = re.compile(r"^cred_[0-9a-f]{32}$")
 # A create reserves its provider slot on the usage row, then inserts its
-# credential row. A reservation with no row after LEASE is a crashed create and
-# no longer holds the slot; the insert refuses to run after INSERT_DEADLINE, so
-# a slow create never lands on a slot the next admission has given away.
-LEASE = dt.timedelta(minutes=10)
-INSERT_DEADLINE = dt.timedelta(minutes=2)
+# credential row under the reservation (shared.vault.reservations).
+CREDENTIALS = Reservations("provider_reservations", "credential_id", "tenant_cloud_credentials")
 
 # Every column but the ciphertext: nothing that reads metadata ever loads the secret.
 _PUBLIC_COLUMNS = (
@@ -109,71 +107,37 @@ def get_credential(deps: Deps, tenant_id: str, credential_id: str) -> dict[str, 
 # ----------------------------------------------------------------- provider slots
 
 
-def _in_flight_sql(warehouse: Warehouse) -> str:
-    """Reservations of tenant @t still in flight: fresh (since @fresh), no credential row yet."""
-    return (
-        "SELECT r.credential_id, r.provider, r.reserved_at "
-        f"FROM {warehouse.central('tenant_usage_quotas')} AS u2, "
-        "UNNEST(u2.provider_reservations) AS r "
-        "WHERE u2.tenant_id = @t AND r.reserved_at >= @fresh AND NOT EXISTS ("
-        f"SELECT 1 FROM {warehouse.central('tenant_cloud_credentials')} AS c "
-        "WHERE c.tenant_id = @t AND c.credential_id = r.credential_id)"
-    )
-
-
 def _reserve_provider(
     warehouse: Warehouse, tenant_id: str, credential_id: str, provider: str, now: dt.datetime
 ) -> bool:
     """Admits a create: one conditional UPDATE on the tenant's usage row.
 
     The providers held are those of ACTIVE credentials plus those of
-    reservations still in flight (fresh, and their credential row not yet
-    written). The create is admitted iff its provider is among them or they
-    are fewer than the plan's `provider_limit`, read inside the same
-    statement. Admitted, its reservation is appended and spent reservations are
-    dropped, so a deleted credential or a crashed create frees its slot with no
-    statement of its own. Every admission writes the row, so on BigQuery two
-    concurrent admissions conflict and run one after the other (`job_retry`
-    re-issues the loser, which then sees the winner's reservation). An id
-    that is already reserved or stored is never admitted again: that is what
-    makes a retried create with an Idempotency-Key store one credential.
-
-    bqemulator misbinds parameters referenced in SET alongside FROM, so they
-    are all referenced inside FROM (see shared.scheduling.admission).
+    reservations in flight. The create is admitted iff its provider is among
+    them or they are fewer than the plan's `provider_limit`, read inside the
+    same statement. A deleted credential or a crashed create frees its slot
+    with no statement of its own. With an Idempotency-Key the id is the key's,
+    and an id already reserved or stored is never admitted again, so a retried
+    create stores one credential.
     """
-    usage = warehouse.central("tenant_usage_quotas")
     credentials = warehouse.central("tenant_cloud_credentials")
-    subscriptions = warehouse.central("tenant_subscriptions")
-    changed = warehouse.execute(
-        f"""
-UPDATE {usage} AS u
-SET provider_reservations = a.reservations, updated_at = a.now
-FROM (
-  WITH in_flight AS ({_in_flight_sql(warehouse)}),
-  held AS (
-    SELECT provider FROM in_flight
-    UNION DISTINCT
-    SELECT provider FROM {credentials} WHERE tenant_id = @t AND status = 'ACTIVE'
-  )
-  SELECT @t AS tenant_id, @now AS now,
-    ARRAY_CONCAT(
-      ARRAY(SELECT AS STRUCT credential_id, provider, reserved_at FROM in_flight
-            ORDER BY reserved_at, credential_id),
-      [STRUCT(@c AS credential_id, @p AS provider, @now AS reserved_at)]) AS reservations,
-    (@p IN (SELECT provider FROM held) OR (SELECT COUNT(*) FROM held) < (
-      SELECT provider_limit FROM {subscriptions} WHERE tenant_id = @t
-      ORDER BY created_at LIMIT 1))
-    AND @c NOT IN (SELECT credential_id FROM in_flight)
-    AND NOT EXISTS (
-      SELECT 1 FROM {credentials} WHERE tenant_id = @t AND credential_id = @c) AS admitted
-) AS a
-WHERE u.tenant_id = a.tenant_id AND a.admitted
-""",
-        {"t": tenant_id, "c": credential_id, "p": provider, "now": now, "fresh": now - LEASE},
-        component="credentials",
-        tenant_id=tenant_id,
+    held = (
+        "SELECT provider FROM in_flight UNION DISTINCT "
+        f"SELECT provider FROM {credentials} WHERE tenant_id = @t AND status = 'ACTIVE'"
     )
-    return changed >= 1
+    return CREDENTIALS.reserve(
+        warehouse,
+        tenant_id,
+        credential_id,
+        provider,
+        now,
+        admitted=(
+            f"@p IN ({held}) OR (SELECT COUNT(*) FROM ({held})) < ("
+            f"SELECT provider_limit FROM {warehouse.central('tenant_subscriptions')} "
+            "WHERE tenant_id = @t ORDER BY created_at LIMIT 1)"
+        ),
+        component="credentials",
+    )
 
 
 @dataclass(frozen=True)
@@ -192,7 +156,7 @@ def _refusal(
     warehouse: Warehouse, tenant_id: str, credential_id: str, now: dt.datetime
 ) -> _Refusal:
     credentials = warehouse.central("tenant_cloud_credentials")
-    in_flight = _in_flight_sql(warehouse)
+    in_flight = CREDENTIALS.in_flight_sql(warehouse)
     rows = warehouse.query(
         f"SELECT (SELECT provider_limit FROM {warehouse.central('tenant_subscriptions')} "
         "WHERE tenant_id = @t ORDER BY created_at LIMIT 1) AS provider_limit, "
@@ -271,41 +235,46 @@ def _replay_or_refuse(refusal: _Refusal, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _insert_reserved(deps: Deps, tenant_id: str, row: dict[str, Any], ciphertext_b64: Any) -> bool:
-    """Writes the ACTIVE row iff its reservation is still held: one INSERT ... SELECT.
+    """Writes the ACTIVE row iff its reservation is still held (one INSERT ... SELECT).
 
-    A reservation older than INSERT_DEADLINE writes nothing, long before the
-    next admission may treat it as abandoned (LEASE).
+    DML, not streaming: the row is UPDATEd later (rotation, deletion).
     """
-    warehouse = deps.warehouse
-    # DML, not streaming: the row is UPDATEd later (rotation, deletion).
-    inserted = warehouse.execute(
-        f"INSERT INTO {warehouse.central('tenant_cloud_credentials')} (credential_id, "
-        "tenant_id, provider, credential_type, credential_name, ciphertext, key_reference, "
-        "fingerprint, metadata_json, validation_status, validated_at, status, created_at, "
-        "updated_at) "
-        "SELECT @c, @t, @provider, @type, @name, FROM_BASE64(@ciphertext_b64), @key_ref, "
-        "@fingerprint, @metadata, @validation, @now, 'ACTIVE', @now, @now "
-        f"FROM {warehouse.central('tenant_usage_quotas')} AS u, "
-        "UNNEST(u.provider_reservations) AS r "
-        "WHERE u.tenant_id = @t AND r.credential_id = @c AND r.reserved_at >= @deadline LIMIT 1",
-        {
-            "c": row["credential_id"],
-            "t": tenant_id,
-            "provider": row["provider"],
-            "type": row["credential_type"],
-            "name": row["credential_name"],
-            "ciphertext_b64": ciphertext_b64,
-            "key_ref": deps.crypto.key_reference(tenant_id),
-            "fingerprint": Typed("STRING", row["fingerprint"]),
-            "metadata": row["metadata_json"],
-            "validation": row["validation_status"],
-            "now": row["created_at"],
-            "deadline": deps.clock() - INSERT_DEADLINE,
-        },
+    values = {
+        "credential_id": "@id",
+        "tenant_id": "@t",
+        "provider": "@provider",
+        "credential_type": "@type",
+        "credential_name": "@name",
+        "ciphertext": "FROM_BASE64(@ciphertext_b64)",
+        "key_reference": "@key_ref",
+        "fingerprint": "@fingerprint",
+        "metadata_json": "@metadata",
+        "validation_status": "@validation",
+        "validated_at": "@now",
+        "status": "'ACTIVE'",
+        "created_at": "@now",
+        "updated_at": "@now",
+    }
+    params = {
+        "provider": row["provider"],
+        "type": row["credential_type"],
+        "name": row["credential_name"],
+        "ciphertext_b64": ciphertext_b64,
+        "key_ref": deps.crypto.key_reference(tenant_id),
+        "fingerprint": Typed("STRING", row["fingerprint"]),
+        "metadata": row["metadata_json"],
+        "validation": row["validation_status"],
+        "now": row["created_at"],
+    }
+    return CREDENTIALS.insert_reserved(
+        deps.warehouse,
+        tenant_id,
+        row["credential_id"],
+        columns=values,
+        params=params,
+        now=deps.clock(),
         component="credentials",
-        tenant_id=tenant_id,
     )
-    return inserted == 1
 
 
 def create_credential(

@@ -10,11 +10,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from shared.deps import Deps
-from shared.platform.errors import ApiError, not_found, unprocessable
+from shared.platform.errors import ApiError, not_found, unavailable, unprocessable
 from shared.platform.warehouse import Typed, Warehouse
 from shared.vault.credential_validation import PROJECT_ID_RE, Provider
+from shared.vault.reservations import Reservations
 
 CONFIG_ID_RE = re.compile(r"^pcfg_[0-9a-f]{32}$")
+# One ACTIVE config per provider is kept on the tenant's usage row.
+CONFIGS = Reservations("config_reservations", "config_id", "tenant_provider_configs")
 # Where the flagship pipeline reads from: only GCP billing exports live in BigQuery.
 _BILLING_EXPORT_FIELDS = ("source_project_id", "billing_export_dataset", "billing_export_table")
 _COLUMNS = (
@@ -157,47 +160,31 @@ def get_config(deps: Deps, tenant_id: str, config_id: str) -> dict[str, Any]:
 def create_config(deps: Deps, tenant_id: str, body: CreateProviderConfigRequest) -> dict[str, Any]:
     """One ACTIVE config per tenant and provider: a second is 409 naming the first.
 
-    Inserted PENDING, then activated by a conditional UPDATE that checks no
-    ACTIVE config of the provider exists. Concurrent activations are UPDATEs on
-    one table, which BigQuery serialises (aborting and retrying the loser), so
-    only one wins.
+    Two statements (shared.vault.reservations): a conditional UPDATE of the
+    tenant's usage row reserves the provider iff it has no ACTIVE config and
+    no create of it in flight, then the row is inserted under the reservation.
+    Concurrent creates all write that one row, so BigQuery runs them one after
+    the other whatever partition their rows land in, and only one wins.
+    A refused create writes nothing.
     """
     _check_fields(deps, tenant_id, body.provider, body)
     warehouse = deps.warehouse
     config_id = "pcfg_" + uuid.uuid4().hex
     now = deps.clock()
-    warehouse.execute(
-        f"INSERT INTO {_table(warehouse)} (config_id, tenant_id, provider, source_project_id, "
-        "billing_export_dataset, billing_export_table, currency, notification_emails, "
-        "credential_id, status, created_at, updated_at) VALUES (@id, @t, @provider, @project, "
-        "@dataset, @table, @currency, @emails, @cred, 'PENDING', @now, @now)",
-        {
-            "id": config_id,
-            "t": tenant_id,
-            "provider": body.provider,
-            "now": now,
-            **_field_params(body),
-        },
+    reserved = CONFIGS.reserve(
+        warehouse,
+        tenant_id,
+        config_id,
+        body.provider,
+        now,
+        admitted=(
+            "@p NOT IN (SELECT provider FROM in_flight) AND NOT EXISTS ("
+            f"SELECT 1 FROM {_table(warehouse)} WHERE tenant_id = @t AND provider = @p "
+            "AND status = 'ACTIVE')"
+        ),
         component="provider_configs",
-        tenant_id=tenant_id,
     )
-    activated = warehouse.execute(
-        f"UPDATE {_table(warehouse)} AS c SET status = 'ACTIVE' "
-        "WHERE c.tenant_id = @t AND c.config_id = @id AND c.status = 'PENDING' "
-        f"AND NOT EXISTS (SELECT 1 FROM {_table(warehouse)} AS o WHERE o.tenant_id = @t "
-        "AND o.provider = @provider AND o.status = 'ACTIVE')",
-        {"t": tenant_id, "id": config_id, "provider": body.provider},
-        component="provider_configs",
-        tenant_id=tenant_id,
-    )
-    if activated != 1:
-        warehouse.execute(
-            f"DELETE FROM {_table(warehouse)} WHERE tenant_id = @t AND config_id = @id "
-            "AND status = 'PENDING'",
-            {"t": tenant_id, "id": config_id},
-            component="provider_configs",
-            tenant_id=tenant_id,
-        )
+    if not reserved:
         existing = [c for c in list_configs(deps, tenant_id) if c["provider"] == body.provider]
         raise ApiError(
             409,
@@ -206,7 +193,41 @@ def create_config(deps: Deps, tenant_id: str, body: CreateProviderConfigRequest)
             field="provider",
             config_id=existing[0]["config_id"] if existing else None,
         )
-    return get_config(deps, tenant_id, config_id)
+    values = {
+        "config_id": "@id",
+        "tenant_id": "@t",
+        "provider": "@provider",
+        "source_project_id": "@project",
+        "billing_export_dataset": "@dataset",
+        "billing_export_table": "@table",
+        "currency": "@currency",
+        "notification_emails": "@emails",
+        "credential_id": "@cred",
+        "status": "'ACTIVE'",
+        "created_at": "@now",
+        "updated_at": "@now",
+    }
+    params = {"provider": body.provider, "now": now, **_field_params(body)}
+    if not CONFIGS.insert_reserved(
+        warehouse,
+        tenant_id,
+        config_id,
+        columns=values,
+        params=params,
+        now=deps.clock(),
+        component="provider_configs",
+    ):
+        raise unavailable("the provider config could not be stored in time; retry")
+    return public_view(
+        {
+            **body.model_dump(),
+            "notification_emails": [str(e) for e in body.notification_emails],
+            "config_id": config_id,
+            "status": "ACTIVE",
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
 
 
 def replace_config(

@@ -19,6 +19,7 @@ from shared.platform.warehouse import Typed
 from shared.vault import credentials as vault
 from shared.vault.credential_validation import validate_secret
 from shared.vault.crypto import DecryptionError
+from shared.vault.reservations import INSERT_DEADLINE, LEASE
 from tests.credential_samples import (
     anthropic_key,
     aws_key,
@@ -529,14 +530,14 @@ def test_a_create_that_crashed_after_taking_a_slot_frees_it_after_the_lease(
     within_lease = create(platform, tenant["api_key"], create_body("AWS"))
     later = dataclasses.replace(
         platform.deps,
-        clock=lambda: dt.datetime.now(dt.UTC) + vault.LEASE + dt.timedelta(minutes=1),
+        clock=lambda: dt.datetime.now(dt.UTC) + LEASE + dt.timedelta(minutes=1),
     )
     use_deps(later)
     after_lease = create(platform, tenant["api_key"], create_body("AWS"))
 
     assert within_lease.status_code == 429
     assert within_lease.get_json()["providers_in_use"] == ["ANTHROPIC", "GCP", "OPENAI"]
-    assert int(within_lease.headers["Retry-After"]) == vault.LEASE.total_seconds()
+    assert int(within_lease.headers["Retry-After"]) == LEASE.total_seconds()
     assert after_lease.status_code == 201, after_lease.get_json()
     assert providers_in_use(platform, tenant_id) == ["ANTHROPIC", "AWS", "GCP"]
     # The spent reservations are gone; only the last create's (its row exists) is left.
@@ -564,7 +565,7 @@ def pending_row(credential_id: str, now: dt.datetime) -> dict[str, Any]:
     ("delay", "stored"),
     [
         pytest.param(dt.timedelta(seconds=5), True, id="in-time"),
-        pytest.param(vault.INSERT_DEADLINE + dt.timedelta(seconds=1), False, id="too-late"),
+        pytest.param(INSERT_DEADLINE + dt.timedelta(seconds=1), False, id="too-late"),
     ],
 )
 def test_the_row_is_written_only_while_its_reservation_is_within_the_insert_deadline(
@@ -706,9 +707,7 @@ def test_a_retry_of_a_create_that_crashed_is_409_until_the_lease_then_201(
 
     within_lease = create_once(platform, tenant["api_key"], create_body("AWS"), "k-crash")
     use_deps(
-        dataclasses.replace(
-            platform.deps, clock=lambda: now + vault.LEASE + dt.timedelta(seconds=1)
-        )
+        dataclasses.replace(platform.deps, clock=lambda: now + LEASE + dt.timedelta(seconds=1))
     )
     after_lease = create_once(platform, tenant["api_key"], create_body("AWS"), "k-crash")
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import threading
 from typing import Any
 
 import pytest
 
 from shared.deps import use_deps
+from shared.vault.provider_configs import CONFIGS
+from shared.vault.reservations import INSERT_DEADLINE, LEASE
 from tests.credential_samples import create_body
 from tests.integration.conftest import Platform
 
@@ -99,6 +103,72 @@ def test_concurrent_creates_for_one_provider_leave_exactly_one_config(platform: 
     assert sorted(r.status_code for r in results) == [201, 409, 409, 409]
     [row] = config_rows(platform, tenant["tenant_id"])
     assert row["status"] == "ACTIVE"
+
+
+def test_a_create_that_crashed_after_reserving_holds_the_provider_until_the_lease(
+    platform: Platform,
+) -> None:
+    tenant = platform.onboarded()
+    now = platform.deps.clock()
+    crashed = "pcfg_" + "f" * 32
+    assert CONFIGS.reserve(
+        platform.deps.warehouse,
+        tenant["tenant_id"],
+        crashed,
+        "GCP",
+        now,
+        admitted="TRUE",
+        component="test",
+    )
+
+    within_lease = call(platform, "POST", BASE, tenant["api_key"], json=gcp_config())
+    use_deps(
+        dataclasses.replace(platform.deps, clock=lambda: now + LEASE + dt.timedelta(seconds=1))
+    )
+    after_lease = call(platform, "POST", BASE, tenant["api_key"], json=gcp_config())
+
+    assert within_lease.status_code == 409
+    assert within_lease.get_json()["config_id"] is None  # nothing stored yet to name
+    assert after_lease.status_code == 201, after_lease.get_json()
+    [row] = config_rows(platform, tenant["tenant_id"])
+    assert row["config_id"] == after_lease.get_json()["config_id"] != crashed
+
+
+def test_a_config_is_written_only_under_its_own_reservation(platform: Platform) -> None:
+    tenant_id = platform.onboarded()["tenant_id"]
+    warehouse = platform.deps.warehouse
+    now = platform.deps.clock()
+    values = {
+        "config_id": "@id",
+        "tenant_id": "@t",
+        "provider": "'GCP'",
+        "currency": "'USD'",
+        "status": "'ACTIVE'",
+        "created_at": "@now",
+        "updated_at": "@now",
+    }
+
+    def insert(config_id: str, at: dt.datetime) -> bool:
+        return CONFIGS.insert_reserved(
+            warehouse,
+            tenant_id,
+            config_id,
+            columns=values,
+            params={"now": now},
+            now=at,
+            component="test",
+        )
+
+    reserved = "pcfg_" + "a" * 32
+    assert CONFIGS.reserve(
+        warehouse, tenant_id, reserved, "GCP", now, admitted="TRUE", component="test"
+    )
+
+    assert insert("pcfg_" + "b" * 32, now) is False  # never reserved
+    assert insert(reserved, now + INSERT_DEADLINE + dt.timedelta(seconds=1)) is False
+    assert config_rows(platform, tenant_id) == []
+    assert insert(reserved, now + dt.timedelta(seconds=5)) is True
+    assert [r["config_id"] for r in config_rows(platform, tenant_id)] == [reserved]
 
 
 def test_put_replaces_every_field_but_the_provider(platform: Platform) -> None:

@@ -110,6 +110,20 @@ def test_a_credential_create_is_two_statements_and_one_streamed_audit_row(
     assert counter.snapshot() == {"jobs.query": 2, "tabledata.insertAll": 1}
 
 
+def test_a_provider_config_create_is_two_statements(
+    counted: Platform, counter: CallCounter
+) -> None:
+    key = counted.onboarded()["api_key"]
+    counted.tenant_call("quota", "GET", "/", key)  # the key is warm
+    body = {"provider": "OPENAI", "currency": "USD"}
+    counter.reset()
+
+    response = counted.tenant_call("credentials", "POST", "/provider-configs", key, json=body)
+
+    assert response.status_code == 201, response.get_json()
+    assert counter.snapshot() == {"jobs.query": 2}
+
+
 def test_onboarding_a_new_tenant_is_six_jobs(counted: Platform, counter: CallCounter) -> None:
     counter.reset()
 
