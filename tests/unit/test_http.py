@@ -250,16 +250,43 @@ def test_dates_are_iso_8601_and_money_stays_exact(client: flask.testing.FlaskCli
 @pytest.mark.parametrize(
     ("text", "depth"),
     [
-        (b"{}", 1),
-        (b'{"a": [1, {"b": []}]}', 4),
-        (b'{"a": "[[[[{{{{"}', 1),
-        (b'{"a": "\\"[[[["}', 1),
-        (b"[" * 10_000, 10_000),
-        (b"42", 0),
+        ("{}", 1),
+        ('{"a": [1, {"b": []}]}', 4),
+        ('{"a": "[[[[{{{{"}', 1),
+        ('{"a": "\\"[[[["}', 1),
+        ('{"a": "unterminated [[[[', 1),
+        ("[" * 10_000, 10_000),
+        ("42", 0),
     ],
 )
-def test_the_depth_scan_counts_brackets_outside_strings_only(text: bytes, depth: int) -> None:
+def test_the_depth_scan_counts_brackets_outside_strings_only(text: str, depth: int) -> None:
     assert _json_depth(text) == depth
+
+
+def test_a_body_of_escaped_quotes_in_an_unterminated_string_is_refused() -> None:
+    # The scan used to backtrack from every quote to the end: about 35 minutes
+    # of CPU for this body (the suite's 300 s timeout stands guard).
+    body = b'{"name": "' + b'\\"' * (512 * 1024)
+
+    with pytest.raises(ApiError) as caught:
+        parse_json_bytes(body)
+
+    assert (caught.value.status, caught.value.code) == (400, "invalid_json")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_a_body_not_in_utf8_is_400_before_any_depth_or_type_check(encoding: str) -> None:
+    # U+2200 encodes with a 0x22 byte in UTF-16: a bytes-level scan saw a
+    # string start there and missed the brackets after it, and json.loads
+    # (which guesses UTF-16/32 from bytes) then parsed 900 levels. Without a
+    # BOM the bytes may even be valid UTF-8 (NULs between the characters):
+    # then the parser refuses the NULs. Either way, a 400.
+    nested = '{"a": "\u2200", "p": ' + "[" * 900 + "]" * 900 + ', "b": "c"}'
+
+    with pytest.raises(ApiError) as caught:
+        parse_json_bytes(nested.encode(encoding))
+
+    assert (caught.value.status, caught.value.code) == (400, "invalid_json")
 
 
 def test_the_bounded_parser_refuses_depth_long_numbers_and_non_finite_values() -> None:
