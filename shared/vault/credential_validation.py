@@ -73,10 +73,13 @@ class GcpServiceAccountKey(_Strict):
     client_email: EmailStr
     client_id: str | None = Field(default=None, pattern=r"^[0-9]{1,30}$")
     auth_uri: str | None = Field(default=None, pattern=r"^https://[^\s]{1,500}$")
-    token_uri: Annotated[str, AfterValidator(_google_token_uri)] | None = None
+    # Required, and Google's: without it google-auth can't mint a token.
+    token_uri: Annotated[str, AfterValidator(_google_token_uri)]
     auth_provider_x509_cert_url: str | None = Field(default=None, pattern=r"^https://[^\s]{1,500}$")
     client_x509_cert_url: str | None = Field(default=None, pattern=r"^https://[^\s]{1,500}$")
-    universe_domain: str | None = Field(default=None, pattern=r"^[a-z0-9.-]{1,253}$")
+    # Pinned: for another universe google-auth signs its own JWT instead of asking
+    # Google, so any RSA key would pass live validation (and reads would go elsewhere).
+    universe_domain: Literal["googleapis.com"] | None = None
 
 
 def _openai_key(value: str) -> str:
@@ -250,6 +253,13 @@ class LiveValidator:
             return "NOT_APPLICABLE"
         try:
             accepted = self.probe(secret)
+        except ValueError:
+            # The provider's library refused the secret itself: the tenant's to fix.
+            raise unprocessable(
+                "credentials_unusable",
+                "credentials: the provider's client library could not use these credentials",
+                field="credentials",
+            ) from None
         except Exception:
             # The provider or the network failed, not the tenant: retryable.
             raise unavailable(

@@ -85,6 +85,11 @@ def test_a_validated_secret_never_shows_its_payload_in_repr() -> None:
         ({"private_key": ec_pem()}, "credentials.private_key"),
         ({"client_email": "not-an-email"}, "credentials.client_email"),
         ({"token_uri": "https://attacker.example/token"}, "credentials.token_uri"),
+        # Without token_uri google-auth can't mint a token (a ValueError, once a 503);
+        # another universe_domain makes it sign its own JWT and never ask Google,
+        # so a random RSA key passed live validation.
+        ({"token_uri": None}, "credentials.token_uri"),
+        ({"universe_domain": "attacker.example"}, "credentials.universe_domain"),
         ({"client_id": "abc"}, "credentials.client_id"),
         ({"unexpected": "x"}, "credentials.unexpected"),
     ],
@@ -241,6 +246,19 @@ def test_live_validation_is_refused_unless_the_deployment_enables_it() -> None:
     assert disabled.value.extra["field"] == "validate"
     assert unknown.value.extra["field"] == "validate"
     assert isinstance(validator_for("live", live_enabled=True), LiveValidator)
+
+
+def test_a_key_the_provider_library_cannot_use_is_422_not_503() -> None:
+    secret = validate_secret("OPENAI", "API_KEY", {"api_key": openai_key()})
+
+    def unusable(_: ValidatedSecret) -> bool:
+        raise ValueError("Service account info was not in the expected format")
+
+    with pytest.raises(ApiError) as refused:
+        LiveValidator(unusable).check(secret)
+
+    assert (refused.value.status, refused.value.extra["field"]) == (422, "credentials")
+    assert "expected format" not in refused.value.detail
 
 
 def test_the_live_validator_reports_what_the_provider_said() -> None:
