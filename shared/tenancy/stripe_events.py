@@ -248,12 +248,14 @@ def _claim(deps: Deps, event: dict[str, Any]) -> dict[str, Any] | None:
         {"id": event["id"], "type": str(event_type)[:255], "created": created, "now": now},
         component="stripe_webhook",
     )
-    [row] = warehouse.query(
+    # Two concurrent INSERT-only MERGEs may both insert on BigQuery. Twin rows
+    # move in lockstep (every write is by event_id), so the earliest speaks for both.
+    row = warehouse.query(
         f"SELECT status, attempts, claimed_at, last_error FROM {_ledger(warehouse)} "
-        "WHERE event_id = @id",
+        "WHERE event_id = @id ORDER BY received_at LIMIT 1",
         {"id": event["id"]},
         component="stripe_webhook",
-    )
+    )[0]
     if row["status"] in ("PROCESSED", "IGNORED", "REJECTED"):
         return row
     if (
@@ -269,7 +271,7 @@ def _claim(deps: Deps, event: dict[str, Any]) -> dict[str, Any] | None:
         {"now": now, "id": event["id"], "status": row["status"], "attempts": row["attempts"]},
         component="stripe_webhook",
     )
-    if won != 1:
+    if won < 1:
         raise _event_in_progress()
     return None
 

@@ -637,3 +637,31 @@ def test_a_second_checkout_while_the_first_is_half_way_cannot_take_the_tenant_ov
     key = reveal(platform, first).get_json()["api_key"]
     assert platform.tenant_call("quota", "GET", "/", key).status_code == 200
     assert len(active_keys(platform, tenant_id)) == 1
+
+
+def test_an_event_whose_ledger_row_was_written_twice_is_processed_once(
+    platform: Platform,
+) -> None:
+    # Two concurrent INSERT-only MERGEs may both insert on BigQuery; the twin
+    # ledger rows must not block the event forever (they move in lockstep).
+    tenant_id = new_tenant_id()
+    event = make_event("checkout.session.completed", checkout(tenant_id))
+    wh = platform.deps.warehouse
+    for _ in range(2):
+        wh.execute(
+            f"INSERT INTO {wh.central('tenant_webhook_events')} (event_id, event_type, status, "
+            "stripe_created, attempts, claimed_at, received_at) VALUES (@id, @type, 'NEW', "
+            "NULL, 0, NULL, CURRENT_TIMESTAMP())",
+            {"id": event["id"], "type": event["type"]},
+        )
+
+    first = deliver(platform, event)
+    again = deliver(platform, event)
+
+    assert (first.status_code, again.status_code) == (200, 200), first.get_json()
+    assert tenant_status(platform, tenant_id)["tenant_id"] == tenant_id
+    statuses = wh.query(
+        f"SELECT status FROM {wh.central('tenant_webhook_events')} WHERE event_id = @id",
+        {"id": event["id"]},
+    )
+    assert [r["status"] for r in statuses] == ["PROCESSED", "PROCESSED"]
