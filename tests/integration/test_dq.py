@@ -265,3 +265,24 @@ def test_names_in_expectations_are_validated_identifiers(deps: Deps, dataset: st
     ):
         with pytest.raises(DefinitionError):
             run_dq(deps, dataset, [bad])
+
+
+def test_an_expectation_bigquery_refuses_fails_alone_and_the_others_still_run(
+    deps: Deps, dataset: str
+) -> None:
+    # A tenant's filter naming a column the table lacks (or, on BigQuery, a
+    # value of the wrong type) is refused by the engine: that expectation
+    # fails with the reason, the others are still evaluated.
+    seed_consistent(deps, dataset)
+    outcome = run_dq(
+        deps,
+        dataset,
+        [
+            {"kind": "row_count", "table": "focus_cost", "where": {"NoSuchColumn": 1}, "min": 1},
+            {"kind": "row_count", "table": "focus_cost", "min": 1},
+        ],
+    )
+
+    assert [r.status for r in outcome.dq_results] == ["FAIL", "PASS"]
+    assert "refused" in (outcome.dq_results[0].detail or "")
+    assert outcome.state == "FAILED"

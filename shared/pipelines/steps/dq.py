@@ -236,7 +236,7 @@ def _diff(row: dict[str, Any]) -> str:
 
 
 def run_checks(ctx: StepContext) -> StepResult:
-    """Evaluates every expectation; a missing table fails its check, not the whole step."""
+    """Evaluates every expectation; a missing table or a refused query fails its check only."""
     params = DqParams.model_validate(ctx.params)
     results: list[DqResult] = []
     for exp in params.expectations:
@@ -245,6 +245,10 @@ def run_checks(ctx: StepContext) -> StepResult:
             ok, expected, actual, detail = _evaluate(ctx, exp)
         except gexc.NotFound as exc:
             ok, expected, actual, detail = False, None, None, f"not found: {exc.message[:200]}"
+        except gexc.BadRequest as exc:
+            # The tenant's expectation, not the platform: an unknown column, or a
+            # filter value of another type than its column (BigQuery is strict).
+            ok, expected, actual, detail = False, None, None, f"refused: {exc.message[:200]}"
         status: DqStatus = "PASS" if ok else ("WARN" if exp.severity == "warn" else "FAIL")
         results.append(
             DqResult(ctx.step_name, _check_name(exp), status, checked_at, expected, actual, detail)
