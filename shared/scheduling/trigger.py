@@ -55,7 +55,7 @@ def _lag(parameters_json: str | None) -> int:
     return value if isinstance(value, int) and 0 <= value <= 31 else DEFAULT_LAG_DAYS
 
 
-def _due_configs(deps: Deps, now: dt.datetime) -> list[dict[str, Any]]:
+def _due_configs(deps: Deps, now: dt.datetime, max_due: int) -> list[dict[str, Any]]:
     warehouse = deps.warehouse
     return warehouse.query(
         "SELECT config_id, tenant_id, pipeline, schedule_cron, timezone, next_run_at, "
@@ -65,7 +65,7 @@ def _due_configs(deps: Deps, now: dt.datetime) -> list[dict[str, Any]]:
         f"{warehouse.central('tenant_profiles')} WHERE status IN UNNEST(@statuses) "
         "AND onboarding_state = 'COMPLETE') "
         "ORDER BY tenant_id, next_run_at, config_id LIMIT @max",
-        {"now": now, "statuses": list(_ACTIVE_TENANT_STATUSES), "max": MAX_DUE_PER_TICK},
+        {"now": now, "statuses": list(_ACTIVE_TENANT_STATUSES), "max": max_due},
         component="trigger",
     )
 
@@ -116,11 +116,11 @@ def _outcomes(deps: Deps, tick_ids: list[str], now: dt.datetime) -> list[dict[st
     )
 
 
-def tick(deps: Deps) -> TickReport:
-    """Admits and enqueues every due run of every active tenant, and reaps dead runs."""
+def tick(deps: Deps, *, max_due: int = MAX_DUE_PER_TICK) -> TickReport:
+    """Admits and enqueues due runs of active tenants (at most `max_due`), and reaps dead runs."""
     now = deps.clock()
     warehouse = deps.warehouse
-    due = _due_configs(deps, now)
+    due = _due_configs(deps, now, max_due)
     new_runs = [
         runs.NewRun(
             run_id=runs.scheduled_run_id(c["config_id"], c["next_run_at"]),
