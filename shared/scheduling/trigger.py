@@ -21,7 +21,8 @@ from shared.scheduling.admission import LIVE_HORIZON
 log = logging.getLogger(__name__)
 
 # One tick handles at most this many due configs; the rest stay due and are
-# taken by the next tick (statement sizes stay bounded).
+# taken by a later tick (statement sizes stay bounded). Which ones go first is
+# fair across tenants: see _due_configs.
 MAX_DUE_PER_TICK = 5000
 # Enqueue is retried for QUEUED runs this young that no runner has claimed,
 # so a run whose first enqueue failed still starts; names make it harmless.
@@ -55,17 +56,51 @@ def _lag(parameters_json: str | None) -> int:
     return value if isinstance(value, int) and 0 <= value <= 31 else DEFAULT_LAG_DAYS
 
 
-def _due_configs(deps: Deps, now: dt.datetime) -> list[dict[str, Any]]:
+def _due_configs(deps: Deps, now: dt.datetime, max_due: int) -> list[dict[str, Any]]:
+    """At most `max_due` due configs of active tenants, taken fairly across tenants.
+
+    Each tenant's due configs take turns by next_run_at (its most overdue
+    first), and the tick takes every tenant's first turn before anyone's
+    second, so a tenant with many configs can't fill the cap and leave others
+    due forever. Turns beyond what the tenant's daily or monthly quota can
+    still admit come last: they would only be SKIPPED, and must not take
+    slots from runs that can go. Within a class, older next_run_at goes first,
+    so a config left out stays due and wins a later tick (no lost fire).
+    Ties break on config_id: the selection is deterministic.
+    """
     warehouse = deps.warehouse
+    today, month = admission.utc_day(now)
     return warehouse.query(
-        "SELECT config_id, tenant_id, pipeline, schedule_cron, timezone, next_run_at, "
-        f"parameters_json FROM {warehouse.central('tenant_pipeline_configs')} "
-        "WHERE status = 'ACTIVE' AND is_active AND next_run_at <= @now "
-        "AND tenant_id IN (SELECT tenant_id FROM "
+        "WITH due AS ("
+        "SELECT c.config_id, c.tenant_id, c.pipeline, c.schedule_cron, c.timezone, "
+        "c.next_run_at, c.parameters_json, ROW_NUMBER() OVER ("
+        "PARTITION BY c.tenant_id ORDER BY c.next_run_at, c.config_id) AS turn "
+        f"FROM {warehouse.central('tenant_pipeline_configs')} AS c "
+        "WHERE c.status = 'ACTIVE' AND c.is_active AND c.next_run_at <= @now "
+        "AND c.tenant_id IN (SELECT tenant_id FROM "
         f"{warehouse.central('tenant_profiles')} WHERE status IN UNNEST(@statuses) "
-        "AND onboarding_state = 'COMPLETE') "
-        "ORDER BY tenant_id, next_run_at, config_id LIMIT @max",
-        {"now": now, "statuses": list(_ACTIVE_TENANT_STATUSES), "max": MAX_DUE_PER_TICK},
+        "AND onboarding_state = 'COMPLETE')), "
+        # What admission would still grant today (same counters, same UTC
+        # roll-over); concurrency is left out: slots free up between ticks.
+        "headroom AS ("
+        "SELECT s.tenant_id, LEAST("
+        "s.daily_run_limit - IF(u.usage_date = @today, u.daily_runs, 0), "
+        "s.monthly_run_limit - IF(u.usage_month = @month, u.monthly_runs, 0)) AS runs_left "
+        f"FROM {warehouse.central('tenant_subscriptions')} AS s "
+        f"JOIN {warehouse.central('tenant_usage_quotas')} AS u ON u.tenant_id = s.tenant_id "
+        "WHERE s.tenant_id IN (SELECT tenant_id FROM due)) "
+        "SELECT d.config_id, d.tenant_id, d.pipeline, d.schedule_cron, d.timezone, "
+        "d.next_run_at, d.parameters_json FROM due AS d "
+        "LEFT JOIN headroom AS h ON h.tenant_id = d.tenant_id "
+        "ORDER BY IF(d.turn <= IFNULL(h.runs_left, 0), 0, 1), d.turn, d.next_run_at, "
+        "d.tenant_id, d.config_id LIMIT @max",
+        {
+            "now": now,
+            "statuses": list(_ACTIVE_TENANT_STATUSES),
+            "today": today,
+            "month": month,
+            "max": max_due,
+        },
         component="trigger",
     )
 
@@ -116,11 +151,11 @@ def _outcomes(deps: Deps, tick_ids: list[str], now: dt.datetime) -> list[dict[st
     )
 
 
-def tick(deps: Deps) -> TickReport:
-    """Admits and enqueues every due run of every active tenant, and reaps dead runs."""
+def tick(deps: Deps, *, max_due: int = MAX_DUE_PER_TICK) -> TickReport:
+    """Admits and enqueues due runs of active tenants (at most `max_due`), and reaps dead runs."""
     now = deps.clock()
     warehouse = deps.warehouse
-    due = _due_configs(deps, now)
+    due = _due_configs(deps, now, max_due)
     new_runs = [
         runs.NewRun(
             run_id=runs.scheduled_run_id(c["config_id"], c["next_run_at"]),

@@ -10,7 +10,7 @@ import pytest
 
 from jobs.pipeline_runner import execute_run
 from shared.deps import deps as current_deps
-from shared.scheduling import runs
+from shared.scheduling import runs, trigger
 from shared.scheduling.dispatch import LocalTaskQueue
 from tests.integration.conftest import Platform
 
@@ -270,6 +270,61 @@ def test_one_tick_admits_many_tenants_with_a_constant_number_of_jobs(platform: P
 
     assert report["admitted"] == 6 and report["enqueued"] == 6
     assert 1 <= calls["query"] <= 6
+
+
+def _scheduled_runs(platform: Platform) -> dict[str, int]:
+    """Scheduled runs per tenant (any state)."""
+    wh = platform.deps.warehouse
+    rows = wh.query(
+        f"SELECT tenant_id, COUNT(*) AS n FROM {wh.central('tenant_pipeline_runs')} "
+        "WHERE `trigger` = 'SCHEDULE' GROUP BY tenant_id"
+    )
+    return {r["tenant_id"]: r["n"] for r in rows}
+
+
+def test_a_tenant_with_many_due_configs_does_not_starve_the_others(platform: Platform) -> None:
+    # The security review's reproduction: a per-tick cap of 3, a tenant whose id
+    # sorts first with 3 configs every 5 minutes, and one other tenant.
+    first = platform.onboarded("t" + "a" * 12, subscription_plan="STARTER")
+    last = platform.onboarded("t" + "z" * 12)
+    platform.travel_to(dt.datetime(2026, 7, 1, 12, 0, 30, tzinfo=UTC))
+    for _ in range(3):
+        config_for(platform, first["api_key"], schedule_cron="*/5 * * * *", timezone="UTC")
+    config_for(platform, last["api_key"], schedule_cron="*/5 * * * *", timezone="UTC")
+
+    reports = []
+    for minute in (5, 10, 15):
+        platform.travel_to(dt.datetime(2026, 7, 1, 12, minute, 30, tzinfo=UTC))
+        reports.append(trigger.tick(current_deps(), max_due=3).as_dict())
+
+    assert [r["due"] for r in reports] == [3, 3, 3]
+    per_tenant = _scheduled_runs(platform)
+    assert per_tenant.get(last["tenant_id"], 0) == 3  # one run per tick
+    # The config left out of a tick stays due and goes first next tick: 6 fires
+    # of the first tenant's 9 are served, none is dropped or run twice.
+    assert per_tenant[first["tenant_id"]] == 6
+
+
+def test_configs_beyond_a_tenants_remaining_quota_yield_their_slots(platform: Platform) -> None:
+    greedy = platform.onboarded("t" + "a" * 12)
+    other = platform.onboarded("t" + "z" * 12)
+    set_limits(platform, greedy["tenant_id"], daily_run_limit=1)
+    platform.travel_to(dt.datetime(2026, 7, 1, 12, 0, 30, tzinfo=UTC))
+    for _ in range(3):
+        config_for(platform, greedy["api_key"], schedule_cron="*/5 * * * *", timezone="UTC")
+    for _ in range(2):
+        config_for(platform, other["api_key"], schedule_cron="*/5 * * * *", timezone="UTC")
+    platform.travel_to(dt.datetime(2026, 7, 1, 12, 5, 30, tzinfo=UTC))
+
+    report = trigger.tick(current_deps(), max_due=3).as_dict()
+
+    # The greedy tenant can be admitted one run today: its other two configs
+    # would only be SKIPPED, so they wait while the other tenant's two run.
+    assert report == {"due": 3, "admitted": 3, "skipped": 0, "enqueued": 3, "reaped": 0}
+    assert run_states(platform, other["tenant_id"]) == {"QUEUED": 2}
+    # Left-out configs stay due and are taken (and skipped for quota) next tick.
+    again = trigger.tick(current_deps(), max_due=3).as_dict()
+    assert (again["due"], again["skipped"]) == (2, 2)
 
 
 # ---------------------------------------------------------------- the runner
