@@ -101,7 +101,7 @@ FROM (
     SELECT q.tenant_id, q.run_id, q.ord FROM UNNEST(@requests) AS q
   ),
   live AS (
-    SELECT tenant_id, ARRAY_AGG(run_id ORDER BY run_id) AS ids
+    SELECT tenant_id, ARRAY_AGG(DISTINCT run_id ORDER BY run_id) AS ids
     FROM ({live_runs_sql(warehouse)}) AS l
     WHERE tenant_id IN (SELECT tenant_id FROM asked)
     GROUP BY tenant_id
@@ -116,6 +116,10 @@ FROM (
     JOIN {subscriptions} AS s ON s.tenant_id = u2.tenant_id
     LEFT JOIN live AS l ON l.tenant_id = u2.tenant_id
     WHERE u2.tenant_id IN (SELECT tenant_id FROM asked)
+    -- One row per tenant even if a usage or subscription row has a twin: the
+    -- UPDATE may match each target row to one source row only.
+    QUALIFY ROW_NUMBER() OVER (
+      PARTITION BY u2.tenant_id ORDER BY u2.created_at, s.created_at) = 1
   ),
   fresh AS (
     SELECT k.tenant_id, k.run_id,

@@ -55,7 +55,8 @@ def _admit_and_enqueue(deps: Deps, tenant_id: str, new_runs: list[runs.NewRun]) 
     ids = [r.run_id for r in new_runs]
     runs.insert_pending(warehouse, new_runs, now)
     requests = [admission.Request(tenant_id, run_id, i) for i, run_id in enumerate(ids)]
-    if admission.admit(warehouse, requests, now, all_or_nothing=True) != 1:
+    # Twin usage rows (see admission) are updated together: 2 is admitted too.
+    if admission.admit(warehouse, requests, now, all_or_nothing=True) < 1:
         runs.discard_pending(warehouse, ids, now)
         snapshot = usage_snapshot(warehouse, tenant_id, now)
         if snapshot is None:

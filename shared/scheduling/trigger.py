@@ -70,7 +70,7 @@ def _due_configs(deps: Deps, now: dt.datetime, max_due: int) -> list[dict[str, A
     """
     warehouse = deps.warehouse
     today, month = admission.utc_day(now)
-    return warehouse.query(
+    rows = warehouse.query(
         "WITH due AS ("
         "SELECT c.config_id, c.tenant_id, c.pipeline, c.schedule_cron, c.timezone, "
         "c.next_run_at, c.parameters_json, ROW_NUMBER() OVER ("
@@ -88,7 +88,10 @@ def _due_configs(deps: Deps, now: dt.datetime, max_due: int) -> list[dict[str, A
         "s.monthly_run_limit - IF(u.usage_month = @month, u.monthly_runs, 0)) AS runs_left "
         f"FROM {warehouse.central('tenant_subscriptions')} AS s "
         f"JOIN {warehouse.central('tenant_usage_quotas')} AS u ON u.tenant_id = s.tenant_id "
-        "WHERE s.tenant_id IN (SELECT tenant_id FROM due)) "
+        "WHERE s.tenant_id IN (SELECT tenant_id FROM due) "
+        # One row per tenant even if its subscription or usage row has a twin.
+        "QUALIFY ROW_NUMBER() OVER ("
+        "PARTITION BY s.tenant_id ORDER BY s.created_at, u.created_at) = 1) "
         "SELECT d.config_id, d.tenant_id, d.pipeline, d.schedule_cron, d.timezone, "
         "d.next_run_at, d.parameters_json FROM due AS d "
         "LEFT JOIN headroom AS h ON h.tenant_id = d.tenant_id "
@@ -103,6 +106,12 @@ def _due_configs(deps: Deps, now: dt.datetime, max_due: int) -> list[dict[str, A
         },
         component="trigger",
     )
+    # A config row with a twin (two INSERT-only MERGEs) is one config: listed
+    # twice, the advancing UPDATE ... FROM would match its rows to two sources.
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(row["config_id"], row)
+    return list(unique.values())
 
 
 def _advance(deps: Deps, due: list[dict[str, Any]], now: dt.datetime) -> int:

@@ -211,6 +211,28 @@ def test_a_tick_admits_enqueues_and_advances_due_configs_once(platform: Platform
     assert (run["state"], run["trigger"], run["run_date"]) == ("QUEUED", "SCHEDULE", "2026-07-01")
 
 
+def test_a_config_row_with_a_twin_is_ticked_as_one_config(platform: Platform) -> None:
+    tenant = platform.onboarded()
+    platform.travel_to(dt.datetime(2026, 7, 1, 12, tzinfo=UTC))
+    config = config_for(platform, tenant["api_key"])
+    wh = platform.deps.warehouse
+    table = wh.central("tenant_pipeline_configs")
+    wh.execute(
+        f"INSERT INTO {table} SELECT * FROM {table} WHERE config_id = @c",
+        {"c": config["config_id"]},
+    )
+    platform.travel_to(dt.datetime(2026, 7, 2, 1, 0, 30, tzinfo=UTC))
+
+    first = tick(platform)
+
+    assert first == {"due": 1, "admitted": 1, "skipped": 0, "enqueued": 1, "reaped": 0}
+    assert len(queue(platform).all()) == 1
+    advanced = wh.query(
+        f"SELECT next_run_at FROM {table} WHERE config_id = @c", {"c": config["config_id"]}
+    )
+    assert [r["next_run_at"] for r in advanced] == [dt.datetime(2026, 7, 3, 1, tzinfo=UTC)] * 2
+
+
 def test_a_config_down_for_a_day_gets_one_catch_up_run(platform: Platform) -> None:
     tenant = platform.onboarded()
     platform.travel_to(dt.datetime(2026, 7, 1, 0, 0, tzinfo=UTC))
@@ -450,6 +472,35 @@ def test_fifty_concurrent_manual_runs_with_25_left_admit_exactly_25(platform: Pl
     counters = usage(platform, tenant["tenant_id"])
     assert counters["daily_runs"] == 25 == run_states(platform, tenant["tenant_id"])["QUEUED"]
     assert len(counters["active_run_ids"]) == 25
+
+
+def test_twin_usage_and_subscription_rows_admit_a_run_once(platform: Platform) -> None:
+    # Two concurrent INSERT-only MERGEs may both insert on BigQuery. Admission's
+    # UPDATE ... FROM must still match one source row per usage row (BigQuery
+    # refuses more), and count nothing twice.
+    tenant = platform.onboarded()
+    tenant_id = tenant["tenant_id"]
+    wh = platform.deps.warehouse
+    for table in ("tenant_usage_quotas", "tenant_subscriptions"):
+        wh.execute(
+            f"INSERT INTO {wh.central(table)} SELECT * FROM {wh.central(table)} "
+            "WHERE tenant_id = @t",
+            {"t": tenant_id},
+        )
+    config = config_for(platform, tenant["api_key"])
+
+    started = platform.tenant_call(
+        "pipelines", "POST", "/runs", tenant["api_key"], json={"config_id": config["config_id"]}
+    )
+
+    assert started.status_code == 202, started.get_json()
+    twins = wh.query(
+        f"SELECT daily_runs, active_run_ids FROM {wh.central('tenant_usage_quotas')} "
+        "WHERE tenant_id = @t",
+        {"t": tenant_id},
+    )
+    [run_id] = started.get_json()["run_ids"]
+    assert [(r["daily_runs"], list(r["active_run_ids"])) for r in twins] == [(1, [run_id])] * 2
 
 
 def test_over_the_daily_limit_is_429_with_retry_after_and_the_reset_time(
