@@ -14,6 +14,11 @@ from shared.deps import Deps
 from shared.platform.errors import bad_request, not_found
 
 RUN_ID_RE = re.compile(r"^run_[0-9a-f]{32}$")
+# Every run's created_at is within these bounds; a cursor outside them was not
+# one we issued, and extreme instants (year 1 or 9999 with an offset) overflow
+# the BigQuery client's conversion to UTC.
+_CURSOR_MIN = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_CURSOR_MAX = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 _COLUMNS = (
     "run_id, config_id, pipeline, state, trigger, scheduled_for, run_date, attempt, retry_of, "
     "skip_reason, cancel_requested, admitted_at, started_at, finished_at, rows_written, "
@@ -55,7 +60,12 @@ def _decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         when = dt.datetime.fromisoformat(created)
         if when.tzinfo is None or not RUN_ID_RE.match(run_id):
             raise ValueError
-    except (ValueError, TypeError):
+        # Normalised here, not by the client, so an out-of-range instant fails inside the try.
+        when = when.astimezone(dt.UTC)
+        if not _CURSOR_MIN <= when < _CURSOR_MAX:
+            raise ValueError
+    # Anything a crafted cursor can make decoding raise is the caller's error, never a 5xx.
+    except (ValueError, TypeError, OverflowError, AttributeError):
         raise bad_request(
             "invalid_cursor", "cursor is not one this API returned", field="cursor"
         ) from None
