@@ -155,3 +155,28 @@ def get_run(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
         "steps": [dict(step) for step in row["steps"] or []],
         "dq_results": [dict(result) for result in row["dq_results"] or []],
     }
+
+
+def get_retry_source(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """The run with its earliest retry (`retry`: run_id and state, or None), in one statement;
+    the retry is found by `retry_of` at any age, so a retry made long ago is still found."""
+    if not RUN_ID_RE.match(run_id):
+        raise not_found("no such run")
+    warehouse = deps.warehouse
+    table = warehouse.central("tenant_pipeline_runs")
+    columns = ", ".join(f"r.{c}" for c in _COLUMNS.split(", "))
+    rows = warehouse.query(
+        f"SELECT {columns}, ARRAY(SELECT AS STRUCT x.run_id, x.state FROM {table} AS x "
+        "WHERE x.tenant_id = r.tenant_id AND x.retry_of = r.run_id "
+        "ORDER BY x.created_at, x.run_id LIMIT 1) AS retries "
+        f"FROM {table} AS r WHERE r.tenant_id = @t AND r.run_id = @r AND r.state != 'PENDING'",
+        {"t": tenant_id, "r": run_id},
+        component="runs",
+        tenant_id=tenant_id,
+    )
+    if not rows:
+        raise not_found("no such run")
+    row = dict(rows[0])
+    retries = row.pop("retries") or []
+    row["retry"] = dict(retries[0]) if retries else None
+    return row
