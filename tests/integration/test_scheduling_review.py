@@ -310,3 +310,28 @@ def test_a_malformed_idempotency_key_on_a_manual_run_is_a_400(platform: Platform
     assert response.status_code == 400
     assert response.get_json()["field"] == "Idempotency-Key"
     assert run_states(platform, tenant["tenant_id"]) == {}
+
+
+def test_runs_admitted_by_a_concurrent_duplicate_are_recognised_and_not_discarded(
+    platform: Platform,
+) -> None:
+    from shared.scheduling import runs
+
+    tenant = platform.onboarded()
+    config = config_for(platform, tenant["api_key"])
+    [admitted] = _start(platform, tenant["api_key"], {"config_id": config["config_id"]}).get_json()[
+        "run_ids"
+    ]
+    wh, now = platform.deps.warehouse, current_deps().clock()
+    pending = runs.NewRun(
+        run_id=runs.manual_run_id(),
+        tenant_id=tenant["tenant_id"],
+        config_id=config["config_id"],
+        pipeline="dryrun",
+        trigger="MANUAL",
+        run_date=now.date(),
+    )
+    runs.insert_pending(wh, [pending], now)
+
+    assert runs.all_admitted(wh, tenant["tenant_id"], [admitted], now) is True
+    assert runs.all_admitted(wh, tenant["tenant_id"], [admitted, pending.run_id], now) is False
