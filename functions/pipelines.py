@@ -58,7 +58,9 @@ def delete_config(request: ApiRequest) -> Reply:
 def start_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(manual.StartRunRequest)
-    return Reply(manual.start(request.deps, tenant_id, body), status=202)
+    key = request.idempotency_key()
+    started, created = manual.start(request.deps, tenant_id, body, key)
+    return Reply(started, status=202 if created else 200)
 
 
 @routes.route("/runs", methods=["GET"])
@@ -83,7 +85,8 @@ def cancel_run(request: ApiRequest) -> Reply:
 @routes.route("/runs/<run_id>/retry", methods=["POST"])
 def retry_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
-    return Reply(manual.retry(request.deps, tenant_id, request.args["run_id"]), status=202)
+    retried, created = manual.retry(request.deps, tenant_id, request.args["run_id"])
+    return Reply(retried, status=202 if created else 200)
 
 
 @functions_framework.http

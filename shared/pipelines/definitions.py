@@ -28,6 +28,8 @@ PARAM_REF = "$param"
 # Parameters every config may carry, read by the platform (the scheduler), never
 # by steps: `run_date_lag_days` (shared/scheduling/trigger.py).
 PLATFORM_PARAMETERS = frozenset({"run_date_lag_days"})
+# The run date may lag its schedule day by up to a month (billing exports settle late).
+MAX_RUN_DATE_LAG_DAYS = 31
 _NAME = r"^[a-z][a-z0-9_]{0,62}$"
 
 ParameterType = Literal["string", "integer", "number", "boolean", "list", "object"]
@@ -309,6 +311,20 @@ def load_template(pipeline_id: str, *, check_imports: bool = True) -> PipelineDe
     return pipeline
 
 
+def check_platform_parameters(parameters: dict[str, Any] | None) -> None:
+    """The platform's own parameters, which `resolve` leaves to the scheduler: they get
+    the same type check as a template's, so nothing else ever reaches the stored config."""
+    params = parameters or {}
+    if "run_date_lag_days" in params:
+        lag = params["run_date_lag_days"]
+        # bool is an int subclass; `true` is not a number of days.
+        if type(lag) is not int or not 0 <= lag <= MAX_RUN_DATE_LAG_DAYS:
+            raise DefinitionError(
+                f"run_date_lag_days must be an integer from 0 to {MAX_RUN_DATE_LAG_DAYS}",
+                field="parameters.run_date_lag_days",
+            )
+
+
 def validate_parameters(
     pipeline_id: str,
     parameters: dict[str, Any] | None,
@@ -322,6 +338,7 @@ def validate_parameters(
     checked by the sandbox, so a bad query is refused at upload, not at 3 a.m.
     Step implementations are not imported here: the API needs none of them.
     """
+    check_platform_parameters(parameters)
     pipeline = load_template(pipeline_id, check_imports=False)
     steps = resolve(pipeline, parameters)
     if dataset is None:

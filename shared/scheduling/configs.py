@@ -171,7 +171,11 @@ def _reference_error(field: str, message: str) -> ApiError:
 def _next_run(body: PipelineConfigRequest, now: dt.datetime) -> dt.datetime | None:
     if not body.is_active:
         return None
-    return schedule.next_fire(body.schedule_cron, body.timezone, now)
+    try:
+        return schedule.next_fire(body.schedule_cron, body.timezone, now)
+    except schedule.ScheduleError as exc:
+        # check_cron refuses schedules that never fire; this keeps any that slip by a 422.
+        raise unprocessable("validation_failed", f"{exc.field}: {exc}", field=exc.field) from None
 
 
 def _row_params(

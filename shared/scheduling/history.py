@@ -14,6 +14,11 @@ from shared.deps import Deps
 from shared.platform.errors import bad_request, not_found
 
 RUN_ID_RE = re.compile(r"^run_[0-9a-f]{32}$")
+# Every run's created_at is within these bounds; a cursor outside them was not
+# one we issued, and extreme instants (year 1 or 9999 with an offset) overflow
+# the BigQuery client's conversion to UTC.
+_CURSOR_MIN = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_CURSOR_MAX = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 _COLUMNS = (
     "run_id, config_id, pipeline, state, trigger, scheduled_for, run_date, attempt, retry_of, "
     "skip_reason, cancel_requested, admitted_at, started_at, finished_at, rows_written, "
@@ -55,7 +60,12 @@ def _decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         when = dt.datetime.fromisoformat(created)
         if when.tzinfo is None or not RUN_ID_RE.match(run_id):
             raise ValueError
-    except (ValueError, TypeError):
+        # Normalised here, not by the client, so an out-of-range instant fails inside the try.
+        when = when.astimezone(dt.UTC)
+        if not _CURSOR_MIN <= when < _CURSOR_MAX:
+            raise ValueError
+    # Anything a crafted cursor can make decoding raise is the caller's error, never a 5xx.
+    except (ValueError, TypeError, OverflowError, AttributeError):
         raise bad_request(
             "invalid_cursor", "cursor is not one this API returned", field="cursor"
         ) from None
@@ -145,3 +155,28 @@ def get_run(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
         "steps": [dict(step) for step in row["steps"] or []],
         "dq_results": [dict(result) for result in row["dq_results"] or []],
     }
+
+
+def get_retry_source(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """The run with its earliest retry (`retry`: run_id and state, or None), in one statement;
+    the retry is found by `retry_of` at any age, so a retry made long ago is still found."""
+    if not RUN_ID_RE.match(run_id):
+        raise not_found("no such run")
+    warehouse = deps.warehouse
+    table = warehouse.central("tenant_pipeline_runs")
+    columns = ", ".join(f"r.{c}" for c in _COLUMNS.split(", "))
+    rows = warehouse.query(
+        f"SELECT {columns}, ARRAY(SELECT AS STRUCT x.run_id, x.state FROM {table} AS x "
+        "WHERE x.tenant_id = r.tenant_id AND x.retry_of = r.run_id "
+        "ORDER BY x.created_at, x.run_id LIMIT 1) AS retries "
+        f"FROM {table} AS r WHERE r.tenant_id = @t AND r.run_id = @r AND r.state != 'PENDING'",
+        {"t": tenant_id, "r": run_id},
+        component="runs",
+        tenant_id=tenant_id,
+    )
+    if not rows:
+        raise not_found("no such run")
+    row = dict(rows[0])
+    retries = row.pop("retries") or []
+    row["retry"] = dict(retries[0]) if retries else None
+    return row

@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from shared.deps import Deps
-from shared.platform.errors import ApiError, not_found
+from shared.platform.errors import ApiError, conflict, not_found
 from shared.scheduling import admission, configs, runs
-from shared.scheduling.history import get_run_row, run_view
+from shared.scheduling.history import get_retry_source, get_run_row, run_view
 from shared.tenancy.quota import refusal, usage_snapshot
 
 MAX_BACKFILL_DAYS = 31
@@ -41,6 +41,10 @@ class StartRunRequest(BaseModel):
                 raise ValueError(f"a backfill covers at most {MAX_BACKFILL_DAYS} days")
         return self
 
+    def defaulted_date(self) -> bool:
+        """No date given: the run is for yesterday, whichever day that is."""
+        return self.run_date is None and self.date_from is None
+
     def dates(self, today: dt.date) -> list[dt.date]:
         if self.date_from is not None and self.date_to is not None:
             days = (self.date_to - self.date_from).days + 1
@@ -48,15 +52,19 @@ class StartRunRequest(BaseModel):
         return [self.run_date or today - dt.timedelta(days=1)]
 
 
-def _admit_and_enqueue(deps: Deps, tenant_id: str, new_runs: list[runs.NewRun]) -> list[str]:
-    """All of `new_runs` admitted and enqueued, or a 429 and nothing left behind."""
+def _admit_and_enqueue(deps: Deps, tenant_id: str, ids: list[str]) -> None:
+    """The PENDING runs `ids` admitted and enqueued, or a 429 and nothing left behind.
+
+    The rows may have been inserted by a concurrent duplicate request: admission
+    counts a run once, whoever asks, so the one that loses the race finds the
+    runs admitted and only queues and enqueues them again (both are no-ops then).
+    """
     warehouse = deps.warehouse
     now = deps.clock()
-    ids = [r.run_id for r in new_runs]
-    runs.insert_pending(warehouse, new_runs, now)
     requests = [admission.Request(tenant_id, run_id, i) for i, run_id in enumerate(ids)]
     # Twin usage rows (see admission) are updated together: 2 is admitted too.
-    if admission.admit(warehouse, requests, now, all_or_nothing=True) < 1:
+    admitted = admission.admit(warehouse, requests, now, all_or_nothing=True) >= 1
+    if not admitted and not runs.all_admitted(warehouse, tenant_id, ids, now):
         runs.discard_pending(warehouse, ids, now)
         snapshot = usage_snapshot(warehouse, tenant_id, now)
         if snapshot is None:
@@ -65,31 +73,82 @@ def _admit_and_enqueue(deps: Deps, tenant_id: str, new_runs: list[runs.NewRun]) 
     runs.queue_admitted(warehouse, ids, now)
     for run_id in ids:
         deps.task_queue.enqueue_run(run_id)
+
+
+def _replay(
+    deps: Deps, tenant_id: str, key: str, body: StartRunRequest, new_runs: list[runs.NewRun]
+) -> list[str]:
+    """The runs an earlier request with this Idempotency-Key made, if it asked for the same;
+    a 409 naming the header if it asked for something else."""
+    possible = runs.keyed_run_ids(tenant_id, key, MAX_BACKFILL_DAYS)
+    rows = {r["run_id"]: r for r in runs.runs_by_id(deps.warehouse, tenant_id, possible)}
+    earlier = [rows[run_id] for run_id in possible if run_id in rows]
+    if not earlier:
+        # The first request was refused (and discarded its runs) after our insert found them.
+        raise conflict(
+            "a request with this Idempotency-Key was refused meanwhile; send it again",
+            field="Idempotency-Key",
+        )
+    same = [r["config_id"] for r in earlier] == [r.config_id for r in new_runs] and (
+        # Without run_date the date is "yesterday": a replay on a later day is the same request.
+        body.defaulted_date() or [r["run_date"] for r in earlier] == [r.run_date for r in new_runs]
+    )
+    if not same:
+        raise conflict(
+            "Idempotency-Key was already used with a different run request",
+            field="Idempotency-Key",
+        )
+    ids = [str(r["run_id"]) for r in earlier]
+    if any(r["state"] == "PENDING" for r in earlier):
+        # A concurrent duplicate is still being admitted; admitting again counts nothing twice.
+        _admit_and_enqueue(deps, tenant_id, ids)
     return ids
 
 
-def start(deps: Deps, tenant_id: str, body: StartRunRequest) -> dict[str, Any]:
+def start(
+    deps: Deps, tenant_id: str, body: StartRunRequest, idempotency_key: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The runs (and whether they are new). With an Idempotency-Key a retried request gets
+    the runs the first one started, never admitted or charged twice."""
     # A paused config (is_active false) only stops its schedule; it still runs on demand.
     config = configs.config_row(deps, tenant_id, body.config_id)
-    today = deps.clock().astimezone(dt.UTC).date()
+    now = deps.clock()
+    dates = body.dates(now.astimezone(dt.UTC).date())
+    if idempotency_key:
+        ids = runs.keyed_run_ids(tenant_id, idempotency_key, len(dates))
+    else:
+        ids = [runs.manual_run_id() for _ in dates]
     new_runs = [
         runs.NewRun(
-            run_id=runs.manual_run_id(),
+            run_id=run_id,
             tenant_id=tenant_id,
             config_id=config["config_id"],
             pipeline=config["pipeline"],
             trigger="MANUAL",
             run_date=run_date,
         )
-        for run_date in body.dates(today)
+        for run_id, run_date in zip(ids, dates, strict=True)
     ]
-    ids = _admit_and_enqueue(deps, tenant_id, new_runs)
-    return {"run_ids": ids, "state": "QUEUED", "config_id": config["config_id"]}
+    anchor = ids[0] if idempotency_key else None
+    inserted = runs.insert_pending(deps.warehouse, new_runs, now, unless_exists=anchor)
+    if idempotency_key and inserted == 0:
+        ids = _replay(deps, tenant_id, idempotency_key, body, new_runs)
+    else:
+        _admit_and_enqueue(deps, tenant_id, ids)
+    # A replay answers what the first request answered (its runs were admitted: QUEUED).
+    return {"run_ids": ids, "state": "QUEUED", "config_id": config["config_id"]}, inserted > 0
 
 
-def retry(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
-    """A new attempt of a failed or cancelled run: same config and date, admitted afresh."""
-    previous = get_run_row(deps, tenant_id, run_id)
+def retry(deps: Deps, tenant_id: str, run_id: str) -> tuple[dict[str, Any], bool]:
+    """A new attempt of a failed or cancelled run: same config and date, admitted afresh.
+
+    A run is retried once: asking again (a client retry, or a concurrent duplicate)
+    answers with that retry and its current state, and False (not new)."""
+    previous = get_retry_source(deps, tenant_id, run_id)
+    existing = previous["retry"]
+    if existing is not None and existing["state"] != "PENDING":
+        view = {"run_ids": [existing["run_id"]], "state": existing["state"], "retry_of": run_id}
+        return view, False
     if previous["state"] not in ("FAILED", "CANCELLED"):
         raise ApiError(
             409,
@@ -98,7 +157,7 @@ def retry(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
         )
     configs.config_row(deps, tenant_id, previous["config_id"])
     new = runs.NewRun(
-        run_id=runs.manual_run_id(),
+        run_id=runs.retry_run_id(tenant_id, run_id),
         tenant_id=tenant_id,
         config_id=previous["config_id"],
         pipeline=previous["pipeline"],
@@ -107,15 +166,19 @@ def retry(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
         attempt=int(previous["attempt"] or 1) + 1,
         retry_of=run_id,
     )
-    ids = _admit_and_enqueue(deps, tenant_id, [new])
-    return {"run_ids": ids, "state": "QUEUED", "retry_of": run_id}
+    # 0 inserted: a concurrent duplicate made the row; admission still counts it once.
+    inserted = runs.insert_pending(deps.warehouse, [new], deps.clock())
+    _admit_and_enqueue(deps, tenant_id, [new.run_id])
+    return {"run_ids": [new.run_id], "state": "QUEUED", "retry_of": run_id}, inserted == 1
 
 
 def cancel(deps: Deps, tenant_id: str, run_id: str) -> dict[str, Any]:
-    """Cancels a queued run now, asks a running one to stop; a finished run is a 409."""
+    """Cancels a queued run now, asks a running one to stop; a finished run is a 409.
+
+    Cancelling a cancelled run answers like the first cancel did: clients retry."""
     # The conditional UPDATE decides; the one read after it tells 404 from 409.
     changed = runs.request_cancel(deps.warehouse, tenant_id, run_id, deps.clock())
     current = get_run_row(deps, tenant_id, run_id)
-    if not changed:
+    if not changed and current["state"] != "CANCELLED":
         raise ApiError(409, "conflict", f"the run already ended ({current['state']})")
     return run_view(current)

@@ -36,6 +36,17 @@ def manual_run_id() -> str:
     return "run_" + uuid.uuid4().hex
 
 
+def retry_run_id(tenant_id: str, run_id: str) -> str:
+    """A run has at most one retry: every retry request of it names the same new run."""
+    return "run_" + hashlib.sha256(f"retry|{tenant_id}|{run_id}".encode()).hexdigest()[:32]
+
+
+def keyed_run_ids(tenant_id: str, idempotency_key: str, count: int) -> list[str]:
+    """The runs of a manual request with an Idempotency-Key: the same key names the same runs."""
+    prefix = f"key|{tenant_id}|{idempotency_key}|"
+    return ["run_" + hashlib.sha256(f"{prefix}{i}".encode()).hexdigest()[:32] for i in range(count)]
+
+
 @dataclass(frozen=True)
 class NewRun:
     run_id: str
@@ -53,10 +64,24 @@ def _runs(warehouse: Warehouse) -> str:
     return warehouse.central("tenant_pipeline_runs")
 
 
-def insert_pending(warehouse: Warehouse, runs: list[NewRun], now: dt.datetime) -> int:
-    """PENDING rows for runs about to ask for admission; an existing run id is left alone."""
+def insert_pending(
+    warehouse: Warehouse, runs: list[NewRun], now: dt.datetime, *, unless_exists: str | None = None
+) -> int:
+    """PENDING rows for runs about to ask for admission; an existing run id is left alone.
+
+    With `unless_exists` (a run id) nothing is inserted if that run exists, at any
+    age: a keyed request whose first run is there already is a replay or a
+    conflict, never a partial insert of another body's runs.
+    """
     if not runs:
         return 0
+    guard = ""
+    extra: dict[str, Any] = {}
+    if unless_exists is not None:
+        guard = (
+            f" WHERE NOT EXISTS (SELECT 1 FROM {_runs(warehouse)} AS x WHERE x.run_id = @anchor)"
+        )
+        extra["anchor"] = unless_exists
     rows = Records(
         [
             dict(
@@ -77,15 +102,44 @@ def insert_pending(warehouse: Warehouse, runs: list[NewRun], now: dt.datetime) -
     # (concurrent MERGEs into one partition conflict and the loser reruns).
     return warehouse.execute(
         f"MERGE {_runs(warehouse)} AS r USING ("
-        "SELECT n.*, @now AS now FROM UNNEST(@rows) AS n) AS n "
+        f"SELECT n.*, @now AS now FROM UNNEST(@rows) AS n{guard}) AS n "
         "ON r.run_id = n.run_id AND r.created_at >= n.now - INTERVAL 7 DAY "
         "WHEN NOT MATCHED THEN INSERT (run_id, tenant_id, config_id, pipeline, state, trigger, "
         "scheduled_for, run_date, attempt, retry_of, cancel_requested, created_at, updated_at) "
         "VALUES (n.run_id, n.tenant_id, n.config_id, n.pipeline, 'PENDING', n.trigger, "
         "n.scheduled_for, n.run_date, n.attempt, n.retry_of, FALSE, n.now, n.now)",
-        {"rows": rows, "now": now},
+        {"rows": rows, "now": now, **extra},
         component="runs",
     )
+
+
+def runs_by_id(warehouse: Warehouse, tenant_id: str, run_ids: list[str]) -> list[dict[str, Any]]:
+    """The tenant's rows among `run_ids`, in any state (PENDING included), in no order."""
+    return warehouse.query(
+        f"SELECT run_id, config_id, run_date, state FROM {_runs(warehouse)} "
+        "WHERE tenant_id = @t AND run_id IN UNNEST(@ids)",
+        {"t": tenant_id, "ids": Typed("STRING", run_ids)},
+        component="runs",
+        tenant_id=tenant_id,
+    )
+
+
+def all_admitted(
+    warehouse: Warehouse, tenant_id: str, run_ids: list[str], now: dt.datetime
+) -> bool:
+    """Whether every run is past admission or holds a slot: a concurrent duplicate request
+    admitted them, so a refusal of ours must not discard them."""
+    usage = warehouse.central("tenant_usage_quotas")
+    rows = warehouse.query(
+        f"SELECT COUNT(DISTINCT r.run_id) AS n FROM {_runs(warehouse)} AS r "
+        "WHERE r.created_at >= @horizon AND r.tenant_id = @t AND r.run_id IN UNNEST(@ids) "
+        "AND (r.state != 'PENDING' OR r.run_id IN (SELECT id FROM "
+        f"{usage} AS u, UNNEST(IFNULL(u.active_run_ids, [])) AS id WHERE u.tenant_id = @t))",
+        {"t": tenant_id, "ids": Typed("STRING", run_ids), "horizon": now - LIVE_HORIZON},
+        component="runs",
+        tenant_id=tenant_id,
+    )
+    return bool(rows) and rows[0]["n"] == len(set(run_ids))
 
 
 def queue_admitted(warehouse: Warehouse, run_ids: list[str], now: dt.datetime) -> int:

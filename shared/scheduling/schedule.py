@@ -67,6 +67,15 @@ def check_cron(expression: str) -> str:
             f"fires more often than every {MIN_INTERVAL_MINUTES} minutes; "
             "space the runs at least that far apart",
         )
+    # A day that no month has (31 February, 31 April) passes the field checks
+    # but never fires; refuse it here, paused or not, so activating the config
+    # later can't fail. A leap day is found within croniter's look-ahead.
+    try:
+        croniter(expression, dt.datetime(2026, 1, 1)).get_next(dt.datetime)
+    except (CroniterError, ValueError):
+        raise ScheduleError(
+            "schedule_cron", f"never fires: no date matches {expression!r}"
+        ) from None
     return expression
 
 
@@ -91,10 +100,16 @@ def next_fire(expression: str, tz_name: str, after: dt.datetime) -> dt.datetime:
     # DST change, so keep going until one is in the future.
     local_after = after.astimezone(tz).replace(tzinfo=None)
     wall = croniter(expression, local_after - dt.timedelta(hours=3))
-    for _ in range(10_000):
-        candidate = _localize(wall.get_next(dt.datetime), tz)
-        if candidate > after:
-            return candidate.astimezone(dt.UTC)
+    try:
+        for _ in range(10_000):
+            candidate = _localize(wall.get_next(dt.datetime), tz)
+            if candidate > after:
+                return candidate.astimezone(dt.UTC)
+    except (CroniterError, ValueError, OverflowError):
+        # Only a stored expression older than check_cron's never-fires rule gets here.
+        raise ScheduleError(
+            "schedule_cron", f"never fires: no date matches {expression!r}"
+        ) from None
     raise ScheduleError("schedule_cron", "no fire time found")  # pragma: no cover
 
 

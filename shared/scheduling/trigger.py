@@ -114,6 +114,16 @@ def _due_configs(deps: Deps, now: dt.datetime, max_due: int) -> list[dict[str, A
     return list(unique.values())
 
 
+def _next_or_none(config: dict[str, Any], now: dt.datetime) -> dt.datetime | None:
+    """The config's next fire time; None (no more scheduled runs) for a stored schedule that
+    can never fire, so one config saved before that was refused can't fail every tick."""
+    try:
+        return schedule.next_fire(config["schedule_cron"], config["timezone"], now)
+    except schedule.ScheduleError:
+        log.warning("schedule never fires", extra={"config_id": config["config_id"]})
+        return None
+
+
 def _advance(deps: Deps, due: list[dict[str, Any]], now: dt.datetime) -> int:
     """Each due config's next fire time after now: a config down for a day gets one
     catch-up run, not one per missed slot. Conditional on the time we read, so a
@@ -124,10 +134,7 @@ def _advance(deps: Deps, due: list[dict[str, Any]], now: dt.datetime) -> int:
             {
                 "config_id": ("STRING", c["config_id"]),
                 "seen": ("TIMESTAMP", c["next_run_at"]),
-                "next_run_at": (
-                    "TIMESTAMP",
-                    schedule.next_fire(c["schedule_cron"], c["timezone"], now),
-                ),
+                "next_run_at": ("TIMESTAMP", _next_or_none(c, now)),
             }
             for c in due
         ]

@@ -201,3 +201,29 @@ def test_a_run_with_its_steps_and_dq_results_is_one_statement(
         "check_credential",
     ]
     assert counter.snapshot() == {"jobs.query": 1}
+
+
+def test_a_manual_run_is_four_statements_with_or_without_an_idempotency_key(
+    counted: Platform, counter: CallCounter
+) -> None:
+    key = counted.onboarded()["api_key"]
+    config = counted.tenant_call(
+        "pipelines",
+        "POST",
+        "/configs",
+        key,
+        json={"name": "n", "pipeline": "dryrun", "schedule_cron": "0 3 * * *"},
+    ).get_json()
+    body = {"config_id": config["config_id"]}
+    counter.reset()
+
+    plain = counted.tenant_call("pipelines", "POST", "/runs", key, json=body)
+    plain_count = counter.snapshot()
+    counter.reset()
+    keyed = counted.tenant_call(
+        "pipelines", "POST", "/runs", key, json=body, headers={"Idempotency-Key": "k"}
+    )
+
+    # Read the config, insert PENDING, admit, mark QUEUED: the key costs no statement.
+    assert (plain.status_code, keyed.status_code) == (202, 202)
+    assert plain_count == counter.snapshot() == {"jobs.query": 4}

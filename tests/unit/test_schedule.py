@@ -110,3 +110,22 @@ def test_unknown_zones_are_refused_naming_the_field(zone: str) -> None:
         next_fire("0 0 * * *", zone, dt.datetime(2026, 1, 1, tzinfo=UTC))
 
     assert caught.value.field == "timezone"
+
+
+@pytest.mark.parametrize("expression", ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4 *", "0 0 31 6,9 *"])
+def test_a_cron_that_can_never_fire_is_refused_and_never_raises_croniter_errors(
+    expression: str,
+) -> None:
+    with pytest.raises(ScheduleError) as refused:
+        check_cron(expression)
+    with pytest.raises(ScheduleError) as no_fire:
+        next_fire(expression, "UTC", dt.datetime(2026, 1, 1, tzinfo=UTC))
+
+    assert refused.value.field == no_fire.value.field == "schedule_cron"
+
+
+def test_a_leap_day_cron_is_accepted_and_fires_on_the_next_leap_day() -> None:
+    assert check_cron("0 0 29 2 *") == "0 0 29 2 *"
+    assert next_fire("0 0 29 2 *", "UTC", dt.datetime(2026, 1, 1, tzinfo=UTC)) == dt.datetime(
+        2028, 2, 29, tzinfo=UTC
+    )
