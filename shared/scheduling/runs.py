@@ -224,6 +224,11 @@ FROM (
         AND q.run_id NOT IN UNNEST(@tick_ids)))
   )
   SELECT t.*, @now AS now FROM (SELECT * FROM ticked UNION ALL SELECT * FROM reaped) AS t
+  -- Twin rows (usage, subscription or run rows written twice by concurrent
+  -- INSERT-only MERGEs) must not give a run two source rows: BigQuery refuses
+  -- an UPDATE that matches a target row more than once.
+  WHERE TRUE
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY t.run_id, t.old_state ORDER BY t.new_state) = 1
 ) AS d
 WHERE r.run_id = d.run_id AND r.state = d.old_state AND r.created_at >= @horizon
 """
