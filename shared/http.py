@@ -34,6 +34,7 @@ _CORS_HEADERS = "Content-Type, X-API-Key, X-Admin-Key, Idempotency-Key, X-Reques
 _CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 _IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_TRACE_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 # Hostile-JSON bounds (docs/decisions.md, Foundation). No API body nests deeper
 # than a handful of levels; 64 leaves room and keeps json.loads far from the
@@ -362,7 +363,7 @@ def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.R
     configure_logging(current.settings.log_level, current.settings.gcp_project)
     incoming_id = request.headers.get("X-Request-Id", "")
     request_id = incoming_id if _REQUEST_ID_RE.match(incoming_id) else uuid.uuid4().hex
-    trace = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0] or None
+    trace = trace_id(request.headers.get("X-Cloud-Trace-Context"))
     id_token = request_id_var.set(request_id)
     trace_token = trace_var.set(trace)
     cors = _cors_headers(request, current.settings.frontend_origins)
@@ -402,6 +403,16 @@ def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.R
         trace_var.reset(trace_token)
     body = dict(body, request_id=request_id) if isinstance(body, dict) and status >= 400 else body
     return _json_response(body, status, {**headers, **cors, "X-Request-Id": request_id})
+
+
+def trace_id(header: str | None) -> str | None:
+    """The trace id of an `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1` header, if well formed.
+
+    A caller can send the header; anything but 32 hex digits is ignored, so a
+    forged value can't name arbitrary text as a trace in our logs.
+    """
+    candidate = (header or "").split("/", 1)[0].split(";", 1)[0]
+    return candidate if _TRACE_ID_RE.fullmatch(candidate) else None
 
 
 def client_address(request: flask.Request) -> str:

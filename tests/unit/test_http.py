@@ -25,6 +25,7 @@ from shared.http import (
     refuse_control_characters,
     require_admin,
     serve,
+    trace_id,
 )
 from shared.platform.errors import ApiError
 from shared.platform.secrets import ADMIN_API_KEY, StaticSecrets
@@ -328,3 +329,22 @@ def test_the_client_address_is_the_last_forwarded_hop() -> None:
         assert client_address(flask.request) == "203.0.113.9"
     with app.test_request_context("/", environ_base={"REMOTE_ADDR": "10.0.0.1"}):
         assert client_address(flask.request) == "10.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("105445aa7843bc8bf206b12000100000/1;o=1", "105445aa7843bc8bf206b12000100000"),
+        ("105445aa7843bc8bf206b12000100000", "105445aa7843bc8bf206b12000100000"),
+        (None, None),
+        ("", None),
+        ("not-a-trace/1", None),
+        ("105445AA7843BC8BF206B12000100000/1", None),
+        ("x" * 5000, None),
+        ('105445aa7843bc8bf206b12000100000", "severity": "EMERGENCY', None),
+    ],
+)
+def test_only_a_well_formed_trace_id_reaches_the_logs(
+    header: str | None, expected: str | None
+) -> None:
+    assert trace_id(header) == expected
