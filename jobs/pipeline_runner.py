@@ -3,6 +3,11 @@
 Exit codes: 0 when the run succeeded, was cancelled, or was not ours to run
 (a duplicate delivery, or the run is no longer QUEUED); 1 when it failed, so
 Cloud Run's retries and monitoring see the truth; 2 for bad arguments.
+
+One run of a config runs at a time (see runs.claim): a run whose sibling is
+RUNNING waits, polling, for up to TURN_MAX_WAIT_SECONDS. If its turn has not
+come by then it exits 0 and stays QUEUED; the reaper fails it as never
+started once its sibling is done and it is older than the queue timeout.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import re
 import sys
 import threading
+import time
 from typing import Any
 
 from shared.deps import Deps, deps
@@ -23,6 +29,9 @@ from shared.scheduling.admission import LIVE_HORIZON
 
 log = logging.getLogger("jobs.pipeline_runner")
 _RUN_ID_RE = re.compile(r"^run_[0-9a-f]{32}$")
+# Within the runner task's timeout (Terraform: 3600 s) with room for the run.
+TURN_POLL_SECONDS = 15.0
+TURN_MAX_WAIT_SECONDS = 30 * 60.0
 
 
 def _load(current: Deps, run_id: str) -> dict[str, Any] | None:
@@ -82,14 +91,41 @@ class Heartbeat(threading.Thread):
                 log.exception("heartbeat failed", extra={"run_id": self.run_id})
 
 
-def execute_run(current: Deps, run_id: str) -> int:
+def _claim_in_turn(
+    current: Deps, run_id: str, poll_seconds: float, max_wait_seconds: float
+) -> bool:
+    """Claims the run, waiting while another run of its config is RUNNING (runs.claim)."""
+    warehouse = current.warehouse
+    waited = 0.0
+    while not runs.claim(warehouse, run_id, current.clock()):
+        if waited >= max_wait_seconds:
+            return False
+        if not runs.waiting_for_its_turn(warehouse, run_id, current.clock()):
+            # Not blocked: gone (a duplicate delivery, cancelled), or the sibling
+            # finished between the two reads, which one more claim tells apart.
+            return runs.claim(warehouse, run_id, current.clock())
+        if waited == 0:
+            log.info("waiting for another run of the config to finish", extra={"run_id": run_id})
+        time.sleep(poll_seconds)
+        waited += poll_seconds
+    return True
+
+
+def execute_run(
+    current: Deps,
+    run_id: str,
+    *,
+    poll_seconds: float = TURN_POLL_SECONDS,
+    max_wait_seconds: float = TURN_MAX_WAIT_SECONDS,
+) -> int:
     """Claims and runs `run_id`; the exit code of the job."""
     from shared.pipelines.executor import execute
 
     warehouse = current.warehouse
-    if not runs.claim(warehouse, run_id, current.clock()):
+    if not _claim_in_turn(current, run_id, poll_seconds, max_wait_seconds):
         log.info(
-            "run not claimable (duplicate delivery or no longer queued)", extra={"run_id": run_id}
+            "run not claimable (duplicate delivery, no longer queued, or still not its turn)",
+            extra={"run_id": run_id},
         )
         return 0
     row = _load(current, run_id)

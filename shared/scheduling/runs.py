@@ -219,7 +219,8 @@ FROM (
     WHERE q.created_at >= @horizon AND (
       (q.state = 'RUNNING' AND IFNULL(q.started_at, q.created_at) < @stale_before
         AND q.run_id NOT IN (SELECT b.run_id FROM {beats} AS b WHERE b.beat_at >= @stale_before))
-      OR (q.state = 'QUEUED' AND IFNULL(q.admitted_at, q.created_at) < @queued_before)
+      OR (q.state = 'QUEUED' AND IFNULL(q.admitted_at, q.created_at) < @queued_before
+        AND NOT {_sibling_running_sql(warehouse, "q")})
       OR (q.state = 'PENDING' AND q.created_at < @pending_before
         AND q.run_id NOT IN UNNEST(@tick_ids)))
   )
@@ -249,13 +250,31 @@ WHERE r.run_id = d.run_id AND r.state = d.old_state AND r.created_at >= @horizon
     )
 
 
+def _sibling_running_sql(warehouse: Warehouse, alias: str) -> str:
+    """True while another run of `alias`'s config is RUNNING."""
+    return (
+        f"EXISTS (SELECT 1 FROM {_runs(warehouse)} AS o WHERE o.tenant_id = {alias}.tenant_id "
+        f"AND o.config_id = {alias}.config_id AND o.run_id != {alias}.run_id "
+        "AND o.state = 'RUNNING' AND o.created_at >= @horizon)"
+    )
+
+
 def claim(warehouse: Warehouse, run_id: str, now: dt.datetime) -> bool:
-    """QUEUED -> RUNNING; False means another delivery has it, or it was cancelled."""
+    """QUEUED -> RUNNING; False if another delivery has it, it was cancelled, or it must wait.
+
+    One run of a config runs at a time: each step replaces its window's rows with
+    a DELETE and then an INSERT, and windows of nearby dates overlap, so two
+    interleaved runs (a backfill, a manual run beside a scheduled one) could
+    insert the overlap twice. Claims are UPDATEs of this table, so BigQuery runs
+    two concurrent claims one after the other when their rows share a
+    partition (runs created the same day), and the second sees the first.
+    """
     return (
         warehouse.execute(
-            f"UPDATE {_runs(warehouse)} SET state = 'RUNNING', started_at = @now, "
-            "updated_at = @now WHERE created_at >= @horizon AND run_id = @r AND state = 'QUEUED' "
-            "AND NOT IFNULL(cancel_requested, FALSE)",
+            f"UPDATE {_runs(warehouse)} AS r SET state = 'RUNNING', started_at = @now, "
+            "updated_at = @now WHERE r.created_at >= @horizon AND r.run_id = @r "
+            "AND r.state = 'QUEUED' AND NOT IFNULL(r.cancel_requested, FALSE) "
+            f"AND NOT {_sibling_running_sql(warehouse, 'r')}",
             {"now": now, "r": run_id, "horizon": now - LIVE_HORIZON},
             component="runner",
         )
@@ -371,6 +390,18 @@ def beat(warehouse: Warehouse, run_id: str, tenant_id: str, now: dt.datetime) ->
     )
     if errors:
         raise RuntimeError(f"heartbeat refused: {str(errors)[:200]}")
+
+
+def waiting_for_its_turn(warehouse: Warehouse, run_id: str, now: dt.datetime) -> bool:
+    """True if the run is QUEUED, not cancelled, and another run of its config is RUNNING."""
+    rows = warehouse.query(
+        f"SELECT {_sibling_running_sql(warehouse, 'r')} AS blocked FROM {_runs(warehouse)} AS r "
+        "WHERE r.created_at >= @horizon AND r.run_id = @r AND r.state = 'QUEUED' "
+        "AND NOT IFNULL(r.cancel_requested, FALSE) LIMIT 1",
+        {"r": run_id, "horizon": now - LIVE_HORIZON},
+        component="runner",
+    )
+    return bool(rows) and bool(rows[0]["blocked"])
 
 
 def still_wanted(warehouse: Warehouse, run_id: str, now: dt.datetime) -> bool:

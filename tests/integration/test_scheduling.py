@@ -10,6 +10,7 @@ import pytest
 
 from jobs.pipeline_runner import execute_run
 from shared.deps import deps as current_deps
+from shared.pipelines.context import PipelineOutcome
 from shared.scheduling import runs, trigger
 from shared.scheduling.dispatch import LocalTaskQueue
 from tests.integration.conftest import Platform
@@ -395,6 +396,65 @@ def test_a_run_whose_runner_died_is_reaped_and_its_slot_freed(platform: Platform
     run = platform.tenant_call("pipelines", "GET", f"/runs/{run_id}", tenant["api_key"]).get_json()
     assert (run["state"], run["error_code"]) == ("FAILED", "lost_heartbeat")
     assert freed.status_code == 202
+
+
+def _two_queued_runs_of_one_config(platform: Platform) -> tuple[dict[str, Any], list[str]]:
+    tenant = platform.onboarded()
+    config = config_for(platform, tenant["api_key"])
+    body = {"config_id": config["config_id"], "date_from": "2026-06-01", "date_to": "2026-06-02"}
+    started = platform.tenant_call("pipelines", "POST", "/runs", tenant["api_key"], json=body)
+    assert started.status_code == 202, started.get_json()
+    return tenant, started.get_json()["run_ids"]
+
+
+def test_one_run_of_a_config_runs_at_a_time_and_the_next_waits_its_turn(
+    platform: Platform,
+) -> None:
+    # Windows of nearby dates overlap, and each step replaces its window with a
+    # DELETE then an INSERT: two interleaved runs of a config could insert the
+    # overlap twice. So a run of a config whose other run is RUNNING waits.
+    tenant, (first, second) = _two_queued_runs_of_one_config(platform)
+    wh = current_deps().warehouse
+    assert runs.claim(wh, first, current_deps().clock())
+
+    gave_up = execute_run(current_deps(), second, poll_seconds=0.05, max_wait_seconds=0.2)
+    assert gave_up == 0
+    assert runs.waiting_for_its_turn(wh, second, current_deps().clock())
+    result: list[int] = []
+    waiter = threading.Thread(
+        target=lambda: result.append(
+            execute_run(current_deps(), second, poll_seconds=0.05, max_wait_seconds=60)
+        )
+    )
+    waiter.start()
+    waiter.join(timeout=0.5)
+    still_waiting = waiter.is_alive()
+    runs.finish(wh, first, PipelineOutcome("SUCCEEDED"), current_deps().clock())
+    waiter.join(timeout=120)
+
+    assert still_waiting
+    assert result == [0]
+    states = {
+        run_id: platform.tenant_call(
+            "pipelines", "GET", f"/runs/{run_id}", tenant["api_key"]
+        ).get_json()["state"]
+        for run_id in (first, second)
+    }
+    assert states == {first: "SUCCEEDED", second: "SUCCEEDED"}
+
+
+def test_a_run_waiting_for_its_turn_is_not_reaped_as_never_started(platform: Platform) -> None:
+    platform.travel_to(dt.datetime(2026, 7, 1, 12, tzinfo=UTC))
+    tenant, (first, _) = _two_queued_runs_of_one_config(platform)
+    wh = current_deps().warehouse
+    assert runs.claim(wh, first, current_deps().clock())
+    platform.travel_to(dt.datetime(2026, 7, 1, 14, tzinfo=UTC))
+    runs.beat(wh, first, tenant["tenant_id"], current_deps().clock())  # the first is alive
+
+    report = tick(platform)
+
+    assert report["reaped"] == 0
+    assert run_states(platform, tenant["tenant_id"]) == {"RUNNING": 1, "QUEUED": 1}
 
 
 def test_a_queued_run_is_cancelled_and_never_executes(platform: Platform) -> None:
