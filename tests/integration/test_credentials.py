@@ -448,22 +448,27 @@ def test_deleting_the_last_credential_of_a_provider_frees_its_slot(platform: Pla
     assert providers_in_use(platform, tenant["tenant_id"]) == ["ANTHROPIC", "AWS", "GCP"]
 
 
-def race(platform: Platform, key: str, providers: list[str]) -> list[Any]:
-    """Fires one create per provider at once; the answers in the same order."""
-    results: list[Any] = [None] * len(providers)
-    barrier = threading.Barrier(len(providers))
+def at_once(platform: Platform, calls: list[Callable[[], Any]]) -> list[Any]:
+    """Runs the calls in threads released together; their answers in the same order."""
+    results: list[Any] = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
 
     def run(index: int) -> None:
         use_deps(platform.deps)
         barrier.wait()
-        results[index] = create(platform, key, create_body(providers[index]))
+        results[index] = calls[index]()
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(providers))]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
     return results
+
+
+def race(platform: Platform, key: str, providers: list[str]) -> list[Any]:
+    """Fires one create per provider at once; the answers in the same order."""
+    return at_once(platform, [lambda p=p: create(platform, key, create_body(p)) for p in providers])
 
 
 @pytest.mark.parametrize(
@@ -648,19 +653,10 @@ def test_concurrent_creates_with_one_idempotency_key_store_one_credential(
 ) -> None:
     tenant = platform.onboarded()
     body = create_body("GCP")
-    results: list[Any] = [None] * 8
-    barrier = threading.Barrier(len(results))
 
-    def run(index: int) -> None:
-        use_deps(platform.deps)
-        barrier.wait()
-        results[index] = create_once(platform, tenant["api_key"], body, "burst-1")
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(results))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
+    results = at_once(
+        platform, [lambda: create_once(platform, tenant["api_key"], body, "burst-1")] * 8
+    )
 
     codes = [r.status_code for r in results]
     assert codes.count(201) == 1, [r.get_json() for r in results]
