@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from shared.platform.errors import unprocessable
@@ -79,3 +80,9 @@ def quote_table(project: str, dataset: str, table: str) -> str:
 
 def quote_dataset(project: str, dataset: str) -> str:
     return f"`{check_project(project)}.{check_dataset(dataset)}`"
+
+
+def derived_id(prefix: str, *parts: str) -> str:
+    """`prefix` + 32 hex of SHA-256 over the parts joined by "|": the same parts always
+    name the same object, which is how retried requests find what they made."""
+    return prefix + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]

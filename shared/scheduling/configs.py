@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.deps import Deps
 from shared.platform.errors import ApiError, conflict, not_found, unprocessable
+from shared.platform.identifiers import derived_id
 from shared.platform.warehouse import Typed, Warehouse
 from shared.scheduling import schedule
 
@@ -207,8 +208,7 @@ def create_config(
     credential_id = _check_references(deps, tenant_id, body)
     now = deps.clock()
     if idempotency_key:
-        digest = hashlib.sha256(f"{tenant_id}|{idempotency_key}".encode()).hexdigest()
-        config_id = "pcf_" + digest[:32]
+        config_id = derived_id("pcf_", tenant_id, idempotency_key)
     else:
         config_id = "pcf_" + uuid.uuid4().hex
     params = _row_params(body, credential_id, now)

@@ -9,12 +9,12 @@ them is UPDATEd later.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from shared.pipelines.context import DqResult, PipelineOutcome, StepLog
+from shared.platform.identifiers import derived_id
 from shared.platform.warehouse import Records, Typed, Warehouse
 from shared.scheduling.admission import LIVE_HORIZON, live_runs_sql
 
@@ -28,8 +28,7 @@ _MAX_ERROR_MESSAGE = 1000
 
 def scheduled_run_id(config_id: str, scheduled_for: dt.datetime) -> str:
     """The same schedule instant of a config always gets the same run id (and task name)."""
-    key = f"{config_id}|{scheduled_for.astimezone(dt.UTC).isoformat()}"
-    return "run_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    return derived_id("run_", config_id, scheduled_for.astimezone(dt.UTC).isoformat())
 
 
 def manual_run_id() -> str:
@@ -38,13 +37,12 @@ def manual_run_id() -> str:
 
 def retry_run_id(tenant_id: str, run_id: str) -> str:
     """A run has at most one retry: every retry request of it names the same new run."""
-    return "run_" + hashlib.sha256(f"retry|{tenant_id}|{run_id}".encode()).hexdigest()[:32]
+    return derived_id("run_", "retry", tenant_id, run_id)
 
 
 def keyed_run_ids(tenant_id: str, idempotency_key: str, count: int) -> list[str]:
     """The runs of a manual request with an Idempotency-Key: the same key names the same runs."""
-    prefix = f"key|{tenant_id}|{idempotency_key}|"
-    return ["run_" + hashlib.sha256(f"{prefix}{i}".encode()).hexdigest()[:32] for i in range(count)]
+    return [derived_id("run_", "key", tenant_id, idempotency_key, str(i)) for i in range(count)]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import logging
 import re
@@ -15,6 +14,7 @@ from typing import Any
 from shared.deps import Deps
 from shared.platform import audit
 from shared.platform.errors import conflict, not_found, too_many_requests, unavailable
+from shared.platform.identifiers import derived_id
 from shared.platform.warehouse import Typed, Warehouse
 from shared.vault.credential_validation import (
     CreateCredentialRequest,
@@ -189,8 +189,7 @@ def credential_id_for(tenant_id: str, idempotency_key: str | None) -> str:
     """A fresh id, or the one id a tenant's Idempotency-Key always names."""
     if idempotency_key is None:
         return "cred_" + uuid.uuid4().hex
-    digest = hashlib.sha256(f"{tenant_id}|{idempotency_key}".encode()).hexdigest()
-    return "cred_" + digest[:32]
+    return derived_id("cred_", tenant_id, idempotency_key)
 
 
 def _same_request(stored: dict[str, Any], row: dict[str, Any]) -> bool:
