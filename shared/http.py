@@ -460,7 +460,8 @@ def require_admin(request: ApiRequest) -> None:
     client guessing either kind of key gets 429 after FAILED_AUTH_LIMIT.
     """
     limiter = request.deps.auth_cache.limiter
-    client = client_address(request.raw)
+    # Admin keys name no tenant: they share the client's budget with keys that name none.
+    client = (client_address(request.raw), "")
     limiter.refuse_if_limited(client)
     expected = require(request.deps.secrets, ADMIN_API_KEY)
     given = request.header("X-Admin-Key") or ""

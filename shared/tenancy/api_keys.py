@@ -178,8 +178,12 @@ def list_keys(warehouse: Warehouse, tenant_id: str) -> list[dict[str, object]]:
     )
 
 
+# A rate-limit budget: (client address, tenant named by the key or "").
+Bucket = tuple[str, str]
+
+
 class FailedAuthLimiter:
-    """Sliding window of failed authentications per client, in bounded memory.
+    """Sliding window of failed authentications per budget, in bounded memory.
 
     Per process, like the cache: an attacker spread over instances gets the
     limit per instance, which still caps the rate each instance serves.
@@ -196,10 +200,10 @@ class FailedAuthLimiter:
         self.window = window_seconds
         self._clock = clock
         self._max_clients = max_clients
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._failures: OrderedDict[Bucket, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def retry_after(self, client: str) -> int:
+    def retry_after(self, client: Bucket) -> int:
         """Seconds until `client` may try again; 0 if it is not limited."""
         with self._lock:
             failures = self._failures.get(client)
@@ -212,18 +216,18 @@ class FailedAuthLimiter:
                 return 0
             return max(1, math.ceil(failures[0] + self.window - now))
 
-    def refuse_if_limited(self, client: str) -> None:
+    def refuse_if_limited(self, client: Bucket) -> None:
         """429 with Retry-After for a client over the limit, before any key is checked."""
         wait = self.retry_after(client)
         if wait:
             raise ApiError(
                 429,
                 "too_many_requests",
-                "too many failed authentications from this client; retry later",
+                "too many failed authentications from this client for this key; retry later",
                 headers={"Retry-After": str(wait)},
             )
 
-    def failed(self, client: str) -> None:
+    def failed(self, client: Bucket) -> None:
         with self._lock:
             failures = self._failures.pop(client, None)
             if failures is None:
@@ -322,6 +326,18 @@ def lookup(warehouse: Warehouse, key_hash: str, now: dt.datetime) -> Principal |
     )
 
 
+def failure_bucket(client: str, raw_key: str | None) -> tuple[str, str]:
+    """Whose budget a failed authentication spends.
+
+    (client, tenant named by the key's prefix) for a key of the key format,
+    (client, "") for anything else. Every tenant call arrives from the
+    frontend's backend in production, so a per-client budget alone would let
+    20 wrong keys for one tenant lock every tenant out.
+    """
+    match = KEY_RE.match(raw_key) if raw_key and len(raw_key) <= _MAX_KEY_LENGTH else None
+    return (client, match.group(1) if match else "")
+
+
 def authenticate_key(
     raw_key: str | None,
     *,
@@ -336,19 +352,24 @@ def authenticate_key(
     A key failing the format or its checksum is refused without touching the
     warehouse. The lookup is by HMAC only, never by the tenant part of the
     key, so an unknown key costs the same whether or not its tenant exists.
-    A client with too many recent failures gets 429 before anything else.
+    A client with too many recent failures for the key's tenant (or, for
+    keys without a tenant prefix, from that client) gets 429 before the key
+    is looked up; a valid key this instance already knows is never refused.
     """
-    cache.limiter.refuse_if_limited(client)
-    if not raw_key or not well_formed(raw_key, pepper):
-        cache.limiter.failed(client)
-        raise unauthorized("missing or invalid X-API-Key")
-    key_hash = hash_key(pepper, raw_key)
-    hit, principal = cache.get(key_hash, now)
-    if not hit:
-        principal = lookup(warehouse, key_hash, now)
-        cache.put(key_hash, principal)
+    bucket = failure_bucket(client, raw_key)
+    checksum_ok = bool(raw_key) and well_formed(raw_key or "", pepper)
+    key_hash = hash_key(pepper, raw_key or "") if checksum_ok else ""
+    hit, principal = cache.get(key_hash, now) if checksum_ok else (False, None)
+    if not (hit and principal is not None):
+        cache.limiter.refuse_if_limited(bucket)
+        if not checksum_ok:
+            cache.limiter.failed(bucket)
+            raise unauthorized("missing or invalid X-API-Key")
+        if not hit:
+            principal = lookup(warehouse, key_hash, now)
+            cache.put(key_hash, principal)
     if principal is None:
-        cache.limiter.failed(client)
+        cache.limiter.failed(bucket)
         raise unauthorized("missing or invalid X-API-Key")
     if principal.tenant_status in BLOCKED_STATUSES:
         raise forbidden(f"tenant is {principal.tenant_status.lower()}")

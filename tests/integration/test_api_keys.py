@@ -361,8 +361,9 @@ def test_repeated_failed_authentications_from_one_client_get_429_with_retry_afte
     limited = answers[-1]
     assert limited.get_json()["error"] == "too_many_requests"
     assert 0 < int(limited.headers["Retry-After"]) <= api_keys.FAILED_AUTH_WINDOW_SECONDS
-    assert call(tenant["api_key"], attacker).status_code == 429
     assert call("guess", neighbour).status_code == 401
+    # Keys without a tenant prefix count per client; a tenant's key has its own budget.
+    assert call(tenant["api_key"], attacker).status_code == 200
     assert call(tenant["api_key"], neighbour).status_code == 200
 
 
@@ -389,3 +390,40 @@ def test_repeated_wrong_admin_keys_from_one_client_get_429_even_with_the_right_k
     # A tenant key from the same client is refused as well (one budget per client).
     assert platform.tenant_call("quota", "GET", "/", "guess", headers=attacker).status_code == 429
     assert tenant_status(ADMIN_KEY, neighbour) == 404
+
+
+def _forged(tenant_id: str, index: int) -> str:
+    """A key of the right shape for `tenant_id` whose checksum is wrong (refused offline)."""
+    return f"{tenant_id}_api_{index:032d}" + "AAAAAAAA"
+
+
+def test_wrong_keys_for_one_tenant_never_lock_out_another_tenant_behind_the_same_proxy(
+    platform: Platform,
+) -> None:
+    victim, neighbour = platform.onboarded(), platform.onboarded()
+    use_deps(recording_process(platform))
+    # Production: every tenant call arrives from the frontend's backend, one address.
+    frontend = {"X-Forwarded-For": "10.8.0.2"}
+
+    def call(key: str) -> int:
+        response = platform.tenant_call("quota", "GET", "/", key, headers=frontend)
+        return int(response.status_code)
+
+    assert call(victim["api_key"]) == 200  # the victim's own caller, now known to this instance
+    jobs_before = CountingClient.jobs
+    guesses = [call(_forged(victim["tenant_id"], i)) for i in range(api_keys.FAILED_AUTH_LIMIT + 2)]
+    garbage = [call(f"not-a-key-{i}") for i in range(api_keys.FAILED_AUTH_LIMIT + 2)]
+    jobs_after = CountingClient.jobs
+
+    limit = api_keys.FAILED_AUTH_LIMIT
+    assert guesses == [401] * limit + [429] * 2
+    assert garbage == [401] * limit + [429] * 2
+    assert jobs_after == jobs_before  # the checksum refused them all offline
+    # The other tenant's callers, cold (no cache entry) and warm, are served...
+    assert call(neighbour["api_key"]) == 200
+    assert call(neighbour["api_key"]) == 200
+    # ...and their own mistakes are counted on their own budget.
+    assert call(_forged(neighbour["tenant_id"], 1)) == 401
+    # A valid key already known to this instance is served even while its tenant's
+    # budget is spent by someone guessing with its prefix.
+    assert call(victim["api_key"]) == 200
