@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from shared.deps import Deps
 from shared.platform import audit
+from shared.platform.bootstrap import missing_central_tables, not_bootstrapped
 from shared.platform.errors import ApiError, conflict, unavailable
 from shared.platform.identifiers import require_tenant_id
 from shared.platform.secrets import API_KEY_PEPPER, require
@@ -26,6 +28,13 @@ log = logging.getLogger(__name__)
 
 # The error code of a Stripe checkout naming a tenant another request created.
 OTHER_CHECKOUT = "checkout_for_existing_tenant"
+
+# How long an attempt owns a PROVISIONING tenant (profile `claim_token` and
+# `claimed_at`). A duplicate inside it is 409 with Retry-After; a failed attempt
+# releases it at once, so its retry goes on; a crashed one frees it after this.
+# Onboarding takes well under a second locally and a few seconds on BigQuery.
+ONBOARDING_LEASE = dt.timedelta(seconds=60)
+IN_PROGRESS_RETRY_AFTER_SECONDS = 2
 
 # Letters (any script), digits, spaces and the punctuation real company names use.
 _COMPANY_RE = re.compile(r"^[\w][\w .,&'()+\-/@!#:]*$")
@@ -137,8 +146,12 @@ def _insert_profile_if_missing(
     *,
     idempotency_key: str | None,
     source: str,
+    attempt: str,
 ) -> bool:
-    """The profile row of a new tenant, PROVISIONING until it completes; True if inserted."""
+    """The profile row of a new tenant, PROVISIONING until it completes; True if inserted.
+
+    The inserting attempt holds the onboarding lease from the start.
+    """
     tenant_id = request.tenant_id
     return _insert_if_missing(
         warehouse,
@@ -157,10 +170,66 @@ def _insert_profile_if_missing(
             ),
             "stripe_customer_id": Typed("STRING", refs.customer_id),
             "stripe_subscription_id": Typed("STRING", refs.subscription_id),
+            "claim_token": attempt,
+            "claimed_at": now,
             "created_at": now,
             "updated_at": now,
         },
     )
+
+
+def _take_over(warehouse: Warehouse, tenant_id: str, attempt: str, now: dt.datetime) -> bool:
+    """Claims the lease of a PROVISIONING tenant whose attempt failed or went silent.
+
+    A conditional UPDATE: of concurrent retries BigQuery lets exactly one change the row.
+    """
+    return (
+        warehouse.execute(
+            f"UPDATE {warehouse.central('tenant_profiles')} "
+            "SET claim_token = @attempt, claimed_at = @now "
+            "WHERE tenant_id = @t AND onboarding_state = 'PROVISIONING' "
+            "AND (claimed_at IS NULL OR claimed_at <= @stale)",
+            {"attempt": attempt, "now": now, "t": tenant_id, "stale": now - ONBOARDING_LEASE},
+            component="onboard",
+            tenant_id=tenant_id,
+        )
+        > 0
+    )
+
+
+def _release(warehouse: Warehouse, tenant_id: str, attempt: str) -> None:
+    """A failed attempt gives the lease back so its retry needn't wait; best effort."""
+    try:
+        warehouse.execute(
+            f"UPDATE {warehouse.central('tenant_profiles')} SET claimed_at = NULL "
+            "WHERE tenant_id = @t AND claim_token = @attempt "
+            "AND onboarding_state = 'PROVISIONING'",
+            {"t": tenant_id, "attempt": attempt},
+            component="onboard",
+            tenant_id=tenant_id,
+        )
+    except Exception:
+        # The lease expires on its own; the original error is what the client needs.
+        log.warning("onboarding lease not released", extra={"tenant_id": tenant_id})
+
+
+def _in_progress_retry_after(profile: dict[str, Any], now: dt.datetime) -> int | None:
+    """Seconds to wait while another attempt holds the lease; None if it is free."""
+    claimed_at = profile.get("claimed_at")
+    if claimed_at is None or claimed_at <= now - ONBOARDING_LEASE:
+        return None
+    return IN_PROGRESS_RETRY_AFTER_SECONDS
+
+
+def _profile_vanished(deps: Deps) -> ApiError:
+    """The profile MERGE inserted nothing, yet no profile is there: a missing table.
+
+    BigQuery says "Not found" for a missing table; bqemulator answers with no
+    rows and no error, which lands here.
+    """
+    if missing_central_tables(deps.warehouse, deps.catalog):
+        return not_bootstrapped()
+    return unavailable("the tenant profile could not be read; retry the same request")
 
 
 def _insert_plan_rows_if_missing(
@@ -245,8 +314,10 @@ def _check_replay(
     raise conflict(f"tenant_id '{request.tenant_id}' already exists", field="tenant_id")
 
 
-def _onboarding_in_progress(detail: str) -> ApiError:
-    return ApiError(409, "onboarding_in_progress", detail, headers={"Retry-After": "5"})
+def _onboarding_in_progress(detail: str, retry_after: int = 5) -> ApiError:
+    return ApiError(
+        409, "onboarding_in_progress", detail, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def onboard(
@@ -269,8 +340,7 @@ def onboard(
     refs = refs or StripeRefs()
     warehouse = deps.warehouse
     tenant_id = require_tenant_id(request.tenant_id, deps.settings.central_dataset)
-    pepper = require(deps.secrets, API_KEY_PEPPER)
-    catalog = deps.catalog
+    require(deps.secrets, API_KEY_PEPPER)  # fail before anything is written, not half-way
     dataset_id = tenant_dataset.dataset_id_for(tenant_id, deps.settings.tenant_dataset_suffix)
     try:
         dataset_created = tenant_dataset.claim_dataset(
@@ -281,12 +351,20 @@ def onboard(
         _refuse_existing(get_profile(warehouse, tenant_id), request, idempotency_key, source)
         raise
     now = deps.clock()
+    attempt = uuid.uuid4().hex
     profile_inserted = _insert_profile_if_missing(
-        warehouse, request, refs, now, idempotency_key=idempotency_key, source=source
+        warehouse,
+        request,
+        refs,
+        now,
+        idempotency_key=idempotency_key,
+        source=source,
+        attempt=attempt,
     )
     if not profile_inserted:
         profile = get_profile(warehouse, tenant_id)
-        assert profile is not None
+        if profile is None:
+            raise _profile_vanished(deps)
         try:
             # Another request may have created the profile (a retry, or a race
             # for a new id): only this request's own retries may go on.
@@ -298,10 +376,82 @@ def onboard(
             raise
         if profile["onboarding_state"] == "COMPLETE":
             return _replay(deps, profile)
+        completed = _claim_lease(
+            deps,
+            profile,
+            request,
+            idempotency_key=idempotency_key,
+            source=source,
+            attempt=attempt,
+            now=now,
+        )
+        if completed is not None:
+            return _replay(deps, completed)
+    try:
+        return _provision_and_complete(
+            deps,
+            request,
+            refs,
+            dataset_id=dataset_id,
+            dataset_created=dataset_created,
+            actor=actor,
+            source=source,
+        )
+    except Exception:
+        _release(warehouse, tenant_id, attempt)
+        raise
+
+
+def _claim_lease(
+    deps: Deps,
+    profile: dict[str, Any],
+    request: OnboardRequest,
+    *,
+    idempotency_key: str | None,
+    source: str,
+    attempt: str,
+    now: dt.datetime,
+) -> dict[str, Any] | None:
+    """Goes on with a PROVISIONING tenant only if no other attempt is working on it.
+
+    None: this attempt now holds the lease. A profile: another attempt
+    completed the tenant meanwhile (answer as a replay). A duplicate that
+    arrives while the first attempt is in flight is the client's own retry:
+    409 with Retry-After, never a server error.
+    """
+    tenant_id = request.tenant_id
+    wait = _in_progress_retry_after(profile, now)
+    if wait is None and _take_over(deps.warehouse, tenant_id, attempt, now):
+        return None
+    latest = get_profile(deps.warehouse, tenant_id)
+    if latest is not None and latest["onboarding_state"] == "COMPLETE":
+        _refuse_existing(latest, request, idempotency_key, source)
+        return latest
+    raise _onboarding_in_progress(
+        "this tenant is being onboarded by an earlier request; retry the same request shortly",
+        wait or IN_PROGRESS_RETRY_AFTER_SECONDS,
+    )
+
+
+def _provision_and_complete(
+    deps: Deps,
+    request: OnboardRequest,
+    refs: StripeRefs,
+    *,
+    dataset_id: str,
+    dataset_created: bool,
+    actor: str,
+    source: str,
+) -> OnboardResult:
+    """Plan rows, the tenant's key and dataset, the write check; then complete and issue a key."""
+    warehouse = deps.warehouse
+    tenant_id = request.tenant_id
+    pepper = require(deps.secrets, API_KEY_PEPPER)
+    now = deps.clock()
     _insert_plan_rows_if_missing(warehouse, request, refs, now)
     deps.crypto.ensure_tenant_key(tenant_id)
     outcome = tenant_dataset.provision(
-        warehouse, catalog, tenant_id, dataset_id, fresh=dataset_created
+        warehouse, deps.catalog, tenant_id, dataset_id, fresh=dataset_created
     )
     dryrun_status = tenant_dataset.write_check(warehouse, dataset_id)
     if dryrun_status != "SUCCESS":
@@ -324,7 +474,6 @@ def onboard(
     if completed == 0:
         profile = get_profile(warehouse, tenant_id)
         if profile is not None and profile["onboarding_state"] == "COMPLETE":
-            _refuse_existing(profile, request, idempotency_key, source)
             return _replay(deps, profile)
         raise _onboarding_in_progress("this tenant changed while it was onboarded; retry")
     issued = api_keys.insert_key(warehouse, pepper, tenant_id, deps.clock(), created_by=actor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from typing import Any
 
@@ -15,6 +16,7 @@ from shared.deps import Deps, use_deps
 from shared.platform.settings import Settings
 from shared.tenancy import tenant_dataset
 from shared.tenancy.api_keys import KEY_RE
+from shared.tenancy.onboarding import ONBOARDING_LEASE
 from tests.integration.conftest import Platform, new_tenant_id, onboarding_payload
 
 
@@ -302,3 +304,108 @@ def test_an_offboarded_id_is_refused_and_leaves_no_new_dataset(platform: Platfor
     assert not platform.dataset_exists(tenant["dataset_id"])
     keys = central_rows(platform.deps, "tenant_api_keys", tenant_id)
     assert [k["status"] for k in keys] == ["REVOKED"]
+
+
+def test_twenty_concurrent_identical_onboardings_never_answer_5xx(platform: Platform) -> None:
+    payload = onboarding_payload(new_tenant_id())
+
+    responses = _onboard_concurrently(platform, [payload] * 20)
+
+    codes = [r.status_code for r in responses]
+    assert codes.count(201) == 1, codes
+    assert set(codes) <= {200, 201, 409}, [r.get_json() for r in responses]
+    for response in responses:
+        if response.status_code == 409:
+            assert response.get_json()["error"] == "onboarding_in_progress"
+            assert int(response.headers["Retry-After"]) >= 1
+    keys = central_rows(platform.deps, "tenant_api_keys", payload["tenant_id"])
+    assert len(keys) == 1
+
+
+class Stalling(bigquery.Client):
+    """The real client, except that the first attempt to create one table waits for a signal
+    (an onboarding still in flight), or dies without cleaning up (a crashed instance)."""
+
+    table = "focus_cost"
+    entered = threading.Event()
+    release = threading.Event()
+    crash = False
+    used = False
+
+    def create_table(self, table: Any, *args: Any, **kwargs: Any) -> bigquery.Table:
+        table_id = table.table_id if hasattr(table, "table_id") else str(table)
+        if table_id.endswith(self.table) and not Stalling.used:
+            Stalling.used = True
+            if Stalling.crash:
+                raise SystemExit("instance killed")  # not an Exception: nothing cleans up
+            Stalling.entered.set()
+            Stalling.release.wait(timeout=60)
+        return super().create_table(table, *args, **kwargs)
+
+
+def _stalling(platform: Platform, *, crash: bool) -> None:
+    def client(settings: Settings) -> bigquery.Client:
+        return Stalling(
+            project=settings.gcp_project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
+        )
+
+    Stalling.entered, Stalling.release = threading.Event(), threading.Event()
+    Stalling.crash, Stalling.used = crash, False
+    use_deps(
+        Deps(
+            settings=platform.deps.settings,
+            secrets=platform.deps.secrets,
+            client_factory=client,
+            _crypto=platform.deps.crypto,
+        )
+    )
+
+
+def test_a_duplicate_while_the_first_is_in_flight_is_409_with_retry_after(
+    platform: Platform,
+) -> None:
+    _stalling(platform, crash=False)
+    payload = onboarding_payload(new_tenant_id())
+    first: list[Any] = []
+    wired = Deps(
+        settings=platform.deps.settings, secrets=platform.deps.secrets, _crypto=platform.deps.crypto
+    )
+
+    def onboard_first() -> None:
+        first.append(platform.onboard(payload))
+
+    thread = threading.Thread(target=onboard_first)
+    thread.start()
+    assert Stalling.entered.wait(timeout=60)
+
+    duplicate = platform.onboard(payload)
+
+    Stalling.release.set()
+    thread.join(timeout=120)
+    assert duplicate.status_code == 409, duplicate.get_json()
+    assert duplicate.get_json()["error"] == "onboarding_in_progress"
+    assert int(duplicate.headers["Retry-After"]) >= 1
+    assert first[0].status_code == 201, first[0].get_json()
+    use_deps(wired)
+    replay = platform.onboard(payload)
+    assert (replay.status_code, replay.get_json()["replayed"]) == (200, True)
+    assert len(central_rows(platform.deps, "tenant_api_keys", payload["tenant_id"])) == 1
+
+
+def test_a_crashed_attempt_holds_the_tenant_only_until_its_lease_ends(platform: Platform) -> None:
+    _stalling(platform, crash=True)
+    payload = onboarding_payload(new_tenant_id())
+    with pytest.raises(SystemExit):
+        platform.onboard(payload)
+    [profile] = central_rows(platform.deps, "tenant_profiles", payload["tenant_id"])
+    assert profile["onboarding_state"] == "PROVISIONING"
+
+    soon = platform.onboard(payload)
+    platform.travel_to(profile["claimed_at"] + ONBOARDING_LEASE + dt.timedelta(seconds=1))
+    later = platform.onboard(payload)
+
+    assert (soon.status_code, soon.get_json()["error"]) == (409, "onboarding_in_progress")
+    assert later.status_code == 201, later.get_json()
+    assert KEY_RE.match(later.get_json()["api_key"])
