@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TypeVar
 
 import flask
 import functions_framework
@@ -24,9 +23,6 @@ _SESSION_ID_RE = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-B = TypeVar("B", bound=_Body)
 
 
 class BootstrapRequest(_Body):
@@ -53,7 +49,7 @@ class OffboardRequest(_Body):
     confirm: str
 
 
-def _options(request: ApiRequest, model: type[B]) -> B:
+def _options[B: _Body](request: ApiRequest, model: type[B]) -> B:
     """An optional JSON body: empty means all defaults."""
     if request.body_bytes().strip():
         return request.model(model)

@@ -10,6 +10,8 @@ request line), through `JsonRequestHandler`.
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -48,14 +50,81 @@ def _json_error(status: int, detail: str) -> Response:
     return Response(error_body(status, detail), status=status, mimetype="application/json")
 
 
-def _healthz(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-    request = Request(environ)
-    if request.path in ("/healthz", "/healthz/"):
-        body = {"status": "ok", "functions": list(FUNCTION_NAMES)}
-        response = Response(json.dumps(body), status=200, mimetype="application/json")
-    else:
-        response = _json_error(404, "no function at this path")
-    return response(environ, start_response)
+def central_tables_missing() -> list[str]:
+    """The probe behind /healthz: central tables absent from the warehouse (one tables.list)."""
+    from shared.deps import deps
+    from shared.platform.bootstrap import missing_central_tables
+
+    current = deps()
+    return missing_central_tables(current.warehouse, current.catalog, timeout=3)
+
+
+class Health:
+    """What /healthz promises: 200 only when a request can be served, else 503 saying why.
+
+    - `starting`: the stack has not finished bootstrapping yet;
+    - `not_bootstrapped`: central tables are missing (the cure: POST /admin/bootstrap);
+    - `warehouse_unavailable`: the warehouse does not answer.
+    The probe's answer is kept for `ttl_seconds`, so a poller costs one
+    tables.list per TTL, never a query job.
+    """
+
+    def __init__(
+        self,
+        probe: Callable[[], list[str]] = central_tables_missing,
+        ttl_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ready = threading.Event()
+        self._probe = probe
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, int, dict[str, Any]] | None = None
+
+    def answer(self) -> tuple[int, dict[str, Any]]:
+        if not self.ready.is_set():
+            return 503, {"status": "starting", "detail": "bootstrap has not finished yet"}
+        with self._lock:
+            now = self._clock()
+            if self._cached is None or self._cached[0] <= now:
+                status, body = self._check()
+                self._cached = (now + self._ttl, status, body)
+            return self._cached[1], self._cached[2]
+
+    def _check(self) -> tuple[int, dict[str, Any]]:
+        try:
+            missing = self._probe()
+        except Exception:
+            return 503, {
+                "status": "warehouse_unavailable",
+                "detail": "the warehouse does not answer; requests get 503 until it does",
+            }
+        if missing:
+            return 503, {
+                "status": "not_bootstrapped",
+                "detail": "central tables are missing; an operator must run POST /admin/bootstrap",
+                "missing": missing,
+            }
+        return 200, {"status": "ok", "functions": list(FUNCTION_NAMES)}
+
+
+def _root_app(health: Health) -> WsgiApp:
+    """/healthz, and the JSON 404 for paths that name no function."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        if request.path in ("/healthz", "/healthz/"):
+            status, body = health.answer()
+            response = Response(json.dumps(body), status=status, mimetype="application/json")
+            response.headers["Cache-Control"] = "no-store"
+            if status == 503:
+                response.headers["Retry-After"] = "2"
+        else:
+            response = _json_error(404, "no function at this path")
+        return response(environ, start_response)
+
+    return app
 
 
 class JsonErrors:
@@ -110,10 +179,16 @@ class JsonRequestHandler(WSGIRequestHandler):
             self.wfile.write(body)
 
 
-def build_gateway() -> WsgiApp:
-    """Each function is a real functions-framework app, as `--target=<name>` would build it."""
+def build_gateway(health: Health | None = None) -> WsgiApp:
+    """Each function is a real functions-framework app, as `--target=<name>` would build it.
+
+    Without `health`, /healthz reports the warehouse as if bootstrap had finished.
+    """
+    if health is None:
+        health = Health()
+        health.ready.set()
     mounts: dict[str, WsgiApp] = {
         f"/{name}": functions_framework.create_app(target=name, source=MAIN_SOURCE)
         for name in FUNCTION_NAMES
     }
-    return JsonErrors(DispatcherMiddleware(_healthz, mounts))
+    return JsonErrors(DispatcherMiddleware(_root_app(health), mounts))

@@ -66,6 +66,13 @@ def post_json(url: str, headers: dict[str, str]) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
+def write_endpoints(data_dir: Path, endpoints: dict[str, Any]) -> None:
+    """`<data dir>/endpoints.json`, atomically: readers never see half a file."""
+    tmp = data_dir / "endpoints.json.tmp"
+    tmp.write_text(json.dumps(endpoints, indent=2))
+    tmp.replace(data_dir / "endpoints.json")
+
+
 def start_scheduling(
     data_dir: Path, gateway_url: str, admin_key: str, stop: threading.Event
 ) -> None:
@@ -120,15 +127,19 @@ def main() -> int:
             }
         )
         from local.gateway import (  # after env is set: settings read it
+            Health,
             JsonRequestHandler,
             build_gateway,
         )
+
+        # /healthz answers 503 "starting" until bootstrap has finished below.
+        health = Health()
 
         try:
             server = make_server(
                 "127.0.0.1",
                 port,
-                build_gateway(),
+                build_gateway(health),
                 threaded=True,
                 request_handler=JsonRequestHandler,
             )
@@ -155,15 +166,14 @@ def main() -> int:
             "emulator_pid": emulator.process.pid if emulator.process else None,
         }
         say(f"bootstrap: created {report.get('created')}, existing {len(report['existing'])}")
+        health.ready.set()
         start_scheduling(data_dir, gateway_url, platform_secrets[ADMIN_API_KEY], stop)
         say(f"gateway    {gateway_url}  (functions at /<name>/, health at /healthz)")
         say(f"emulator   {emulator.url}  project={project}")
         say(f"admin key  {platform_secrets[ADMIN_API_KEY]}")
         say(f"endpoints  {data_dir / 'endpoints.json'}")
         # Written last: whoever waits for this file finds everything above printed.
-        tmp = data_dir / "endpoints.json.tmp"
-        tmp.write_text(json.dumps(endpoints, indent=2))
-        tmp.replace(data_dir / "endpoints.json")  # atomic: readers never see half a file
+        write_endpoints(data_dir, endpoints)
         say("ready; Ctrl-C stops everything")
         stop.wait()
         say("stopping")

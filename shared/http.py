@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -28,7 +28,6 @@ from shared.tenancy.api_keys import Principal, authenticate_key
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
 
 _CORS_HEADERS = "Content-Type, X-API-Key, X-Admin-Key, Idempotency-Key, X-Request-Id"
 _CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -228,12 +227,12 @@ class ApiRequest:
             )
         return key
 
-    def model(self, model: type[M]) -> M:
+    def model[M: BaseModel](self, model: type[M]) -> M:
         """The body validated into a pydantic model; errors name the field."""
         return parse_model(model, self.json())
 
 
-def parse_model(model: type[M], data: Any) -> M:
+def parse_model[M: BaseModel](model: type[M], data: Any) -> M:
     # Also here, for data that is not a JSON body (query-string filters).
     refuse_control_characters(data)
     try:
@@ -378,14 +377,23 @@ def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.R
         status, body, headers = reply.status, reply.body, reply.headers
     except ApiError as err:
         status, body, headers, error_code = err.status, err.body(), err.headers, err.code
-    except Exception:
-        # Internal detail goes to the log (redacted); the client gets a request id.
-        log.exception("unhandled error", extra={"function": function_name})
-        status, headers, error_code = 503, {"Retry-After": "5"}, "unavailable"
-        body = {
-            "error": "unavailable",
-            "detail": "the request could not be completed; retry later",
-        }
+    except Exception as exc:
+        from shared.platform.bootstrap import names_central_dataset, not_bootstrapped
+
+        if names_central_dataset(exc, current.settings.central_dataset):
+            # Not a crash: the platform was never bootstrapped (or lost a table).
+            log.error("central table missing", extra={"function": function_name})
+            missing = not_bootstrapped()
+            status, body, headers = missing.status, missing.body(), missing.headers
+            error_code = missing.code
+        else:
+            # Internal detail goes to the log (redacted); the client gets a request id.
+            log.exception("unhandled error", extra={"function": function_name})
+            status, headers, error_code = 503, {"Retry-After": "5"}, "unavailable"
+            body = {
+                "error": "unavailable",
+                "detail": "the request could not be completed; retry later",
+            }
     finally:
         if request.method != "OPTIONS":
             log.info(

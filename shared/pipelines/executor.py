@@ -269,8 +269,9 @@ class _Execution:
             attempt += 1
             result, error = self._attempt(name, ctx, spec.timeout_seconds)
             if error is None:
-                assert result is not None
-                return self._succeeded(name, started, attempt, result)
+                if result is not None:
+                    return self._succeeded(name, started, attempt, result)
+                error = StepError("no_result", "the step returned no result")
             code, message = _describe(error)
             self._carried_dq[name] = _carried_dq_results(error)
             if self.stop.is_set() and (code == "cancelled" or step_stop.is_set()):

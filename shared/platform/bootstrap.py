@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from google.api_core import exceptions as gexc
+
+from shared.platform.errors import ApiError
 from shared.platform.schemas import SchemaCatalog, TableSpec
 from shared.platform.warehouse import TableShape, Warehouse
 
@@ -129,3 +133,35 @@ def bootstrap_central(
         },
     )
     return report
+
+
+def not_bootstrapped() -> ApiError:
+    """503 naming the cure: the central tables are missing until an operator bootstraps."""
+    return ApiError(
+        503,
+        "not_bootstrapped",
+        "the platform's central tables are missing; an operator must run POST /admin/bootstrap",
+        headers={"Retry-After": "30"},
+    )
+
+
+def missing_central_tables(
+    warehouse: Warehouse, catalog: SchemaCatalog, *, timeout: float | None = None
+) -> list[str]:
+    """Central tables that don't exist, in one tables.list call (no query job)."""
+    present = warehouse.existing_tables(warehouse.settings.central_dataset, timeout=timeout)
+    return sorted(set(catalog.central) - present)
+
+
+def names_central_dataset(exc: BaseException, central_dataset: str) -> bool:
+    """Whether `exc` is BigQuery's "Not found" for the central dataset or one of its tables.
+
+    BigQuery says `Not found: Table proj:tenants.tenant_profiles was not found
+    in location US` or `Not found: Dataset proj:tenants ...`. (bqemulator
+    answers a query on a missing table with no rows instead, which callers
+    must not read as "no such row": see onboarding.)
+    """
+    if not isinstance(exc, gexc.NotFound):
+        return False
+    pattern = rf"[:.`]{re.escape(central_dataset)}([.`\s]|$)"
+    return re.search(pattern, str(exc)) is not None

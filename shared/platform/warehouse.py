@@ -110,7 +110,8 @@ def to_parameter(
         if not value:
             raise TypeError(f"empty array parameter @{name} needs Typed(type, [])")
         element = to_parameter(name, value[0])
-        assert isinstance(element, bigquery.ScalarQueryParameter)
+        if not isinstance(element, bigquery.ScalarQueryParameter):
+            raise TypeError(f"@{name}: an array of arrays or records needs Records or Typed")
         return bigquery.ArrayQueryParameter(name, element.type_, list(value))
     return bigquery.ScalarQueryParameter(name, _scalar_type(name, value), value)
 
@@ -254,10 +255,16 @@ class Warehouse:
         rows = self._run(sql, params, component, tenant_id, None)
         return int(rows.num_dml_affected_rows or 0)
 
-    def existing_tables(self, dataset: str) -> set[str]:
-        """Table names of a dataset in one tables.list call (no job); empty if it is missing."""
+    def existing_tables(self, dataset: str, *, timeout: float | None = None) -> set[str]:
+        """Table names of a dataset in one tables.list call (no job); empty if it is missing.
+
+        With `timeout`, one attempt bounded by it (a health probe must answer
+        fast when the warehouse is down, not retry for minutes).
+        """
+        bounded: dict[str, Any] = {} if timeout is None else {"timeout": timeout, "retry": None}
         try:
-            return {t.table_id for t in self.client.list_tables(f"{self.project}.{dataset}")}
+            tables = self.client.list_tables(f"{self.project}.{dataset}", **bounded)
+            return {t.table_id for t in tables}
         except gexc.NotFound:
             return set()
 

@@ -95,7 +95,8 @@ def set_status(
     still holds that time (no newer event was applied meanwhile), in the same
     UPDATE.
     """
-    assert status in TENANT_STATUSES
+    if status not in TENANT_STATUSES:
+        raise ValueError(f"unknown tenant status {status!r}")
     warehouse = deps.warehouse
     require_profile(warehouse, tenant_id)
     now = deps.clock()

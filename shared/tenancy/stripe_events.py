@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import stripe
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
@@ -25,7 +25,6 @@ from shared.vault.crypto import DecryptionError, purpose_aad
 
 log = logging.getLogger(__name__)
 
-_S = TypeVar("_S", bound=BaseModel)
 
 # A delivery being processed holds the event this long; a duplicate arriving
 # meanwhile is told to retry, and a crashed attempt is retaken after it.
@@ -205,7 +204,7 @@ def _shape_error(exc: ValidationError, where: str) -> EventShapeError:
     return EventShapeError(f"{location}: {first['msg']}")
 
 
-def _shaped(model: type[_S], event: dict[str, Any]) -> _S:
+def _shaped[S: BaseModel](model: type[S], event: dict[str, Any]) -> S:
     """The event's data.object as `model`; a wrong type anywhere is permanent."""
     try:
         envelope = _Envelope.model_validate(event)
@@ -536,7 +535,8 @@ def _keep_for_reveal(deps: Deps, tenant_id: str, session_id: str, api_key: str |
         # Only ever reached for the session that created the tenant: onboard()
         # refuses every other checkout session (OTHER_CHECKOUT) before this.
         api_key = lifecycle.rotate_key(deps, tenant_id, dt.timedelta(0), actor="stripe")["api_key"]
-    assert api_key is not None
+    if api_key is None:
+        raise RetryLater("the new key could not be kept for the reveal; retry")
     ciphertext = deps.crypto.encrypt(
         tenant_id, api_key.encode(), purpose_aad("key_reveal", tenant_id, session_id)
     )

@@ -96,7 +96,8 @@ def ensure_log_views(warehouse: Warehouse, tenant_id: str, dataset_id: str) -> l
     """Views over the central logs, filtered to this tenant, authorized on the central dataset."""
     # A view's SQL can't take parameters; the tenant id is safe to inline
     # because it matched ^[a-z0-9_]{3,50}$ before it got here.
-    assert TENANT_ID_RE.match(tenant_id)
+    if not TENANT_ID_RE.match(tenant_id):
+        raise ValueError("a view names only a validated tenant id")
     from google.cloud import bigquery  # only onboarding builds views: keep it off cold starts
 
     created = []

@@ -290,7 +290,8 @@ def http_probe(secret: ValidatedSecret) -> bool | None:
     import urllib.error
     import urllib.request
 
-    assert secret.payload is not None
+    if secret.payload is None:
+        return None  # nothing to probe: a secretless credential
     if secret.provider == "GCP":
         from google.auth.exceptions import RefreshError
         from google.auth.transport.requests import Request

@@ -197,7 +197,8 @@ def _evaluate(ctx: StepContext, exp: Any) -> tuple[bool, str | None, str | None,
             return True, "only accepted values", "0", None
         sample = ", ".join(f"{r['v']!r} x{r['n']}" for r in rows)
         return False, "only accepted values", str(sum(int(r["n"]) for r in rows)), sample
-    assert isinstance(exp, Reconciliation)
+    if not isinstance(exp, Reconciliation):
+        raise TypeError(f"unknown expectation kind {type(exp).__name__}")
     left, right = _sum_sql(q, exp.left), _sum_sql(q, exp.right)
     verdict = "l = r"
     if exp.tolerance is not None:

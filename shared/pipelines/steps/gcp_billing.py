@@ -253,8 +253,7 @@ def extract(ctx: StepContext) -> StepResult:
     params = _params(ctx, credential_id, lookback)
     kind = _credential_type(ctx, credential_id) if credential_id else "WORKLOAD_IDENTITY"
     try:
-        if kind == "SERVICE_ACCOUNT":
-            assert credential_id is not None
+        if kind == "SERVICE_ACCOUNT" and credential_id is not None:
             changed = _extract_with_key(ctx, source, raw_table, params, credential_id)
         else:
             insert = insert_window_sql(raw_table, _with_lineage(source_select_sql(source)))
