@@ -102,7 +102,7 @@ def reader_policy(bucket: str) -> str:
 
 
 def trusting_role(clouds: CloudStandIns, trust: dict[str, Any], bucket: str) -> str:
-    """The customer's role: trusts accounts.google.com under `trust`'s conditions, reads the bucket."""
+    """The customer's role: trusts accounts.google.com per `trust`, reads `bucket`."""
     iam = clouds.moto.admin_client("iam")
     name = f"convergence-reader-{uuid.uuid4().hex[:8]}"
     policy = {
