@@ -41,6 +41,15 @@ def list_credentials(request: ApiRequest) -> Reply:
     return Reply({"credentials": vault.list_credentials(request.deps, tenant_id)})
 
 
+@routes.route("/platform-identity", methods=["GET"])
+def get_platform_identity(request: ApiRequest) -> Reply:
+    """What the tenant's AWS role and Entra app must trust (issuer, subject, audience)."""
+    tenant_id = require_tenant(request).tenant_id
+    from shared.sources.identity import platform_identity
+
+    return Reply(platform_identity(request.deps.settings, tenant_id))
+
+
 @routes.route("/<credential_id>", methods=["GET"])
 def get_credential(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id

@@ -13,11 +13,14 @@ import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import make_server
 
 from local.emulator import Emulator
+
+if TYPE_CHECKING:
+    from local.cloud_access import CloudStandIns
 from shared.platform.secrets import ADMIN_API_KEY, API_KEY_PEPPER, STRIPE_WEBHOOK_SECRET
 
 log = logging.getLogger("local.stack")
@@ -91,6 +94,23 @@ def start_scheduling(
     )
 
 
+def start_servers(data_dir: Path, emulator: Emulator) -> CloudStandIns:
+    """The emulator, then moto (S3, STS) and Azurite (+ Entra) on free ports; exits if one fails."""
+    from local.cloud_access import CloudStandIns
+
+    say(f"starting bqemulator on {emulator.url} (data in {emulator.data_dir})")
+    clouds = CloudStandIns(data_dir / "clouds")
+    try:
+        emulator.start()
+        clouds.start()
+    except RuntimeError as exc:
+        say(f"cannot start: {exc}")
+        emulator.stop()
+        raise SystemExit(1) from None
+    say(f"aws, azure {clouds.moto.url} (moto), {clouds.azurite.blob_endpoint} (Azurite)")
+    return clouds
+
+
 def main() -> int:
     data_dir = Path(os.environ.get("LOCAL_DATA_DIR", ".local")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -110,12 +130,7 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     platform_secrets = ensure_local_secrets(data_dir)
-    say(f"starting bqemulator on {emulator.url} (data in {emulator.data_dir})")
-    try:
-        emulator.start()
-    except RuntimeError as exc:
-        say(f"cannot start: {exc}")
-        return 1
+    clouds = start_servers(data_dir, emulator)
     server = None
     try:
         os.environ.update(
@@ -123,6 +138,7 @@ def main() -> int:
                 "LOCAL_DATA_DIR": str(data_dir),
                 "GCP_PROJECT": project,
                 "BIGQUERY_EMULATOR_HOST": emulator.url,
+                **clouds.environment(),
                 **platform_secrets,
             }
         )
@@ -164,6 +180,7 @@ def main() -> int:
             "central_dataset": report.get("dataset"),
             "pid": os.getpid(),
             "emulator_pid": emulator.process.pid if emulator.process else None,
+            **clouds.endpoints(),
         }
         say(f"bootstrap: created {report.get('created')}, existing {len(report['existing'])}")
         health.ready.set()
@@ -180,6 +197,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.shutdown()
+        clouds.stop()
         emulator.stop()
         (data_dir / "endpoints.json").unlink(missing_ok=True)
         lock.close()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from shared.platform.warehouse import Warehouse
     from shared.scheduling.auth import GoogleCerts
     from shared.scheduling.dispatch import TaskQueue
+    from shared.sources.identity import IdTokens
     from shared.tenancy.api_keys import AuthCache
     from shared.vault.crypto import Crypto
 
@@ -48,6 +49,7 @@ class Deps:
     _auth_cache: AuthCache | None = field(default=None, repr=False)
     _task_queue: TaskQueue | None = field(default=None, repr=False)
     _google_certs: GoogleCerts | None = field(default=None, repr=False)
+    _id_tokens: IdTokens | None = field(default=None, repr=False)
 
     @property
     def warehouse(self) -> Warehouse:
@@ -88,6 +90,15 @@ class Deps:
 
             self._google_certs = GoogleCerts(self.settings.google_certs_url)
         return self._google_certs
+
+    @property
+    def id_tokens(self) -> IdTokens:
+        """The platform's Google ID tokens, presented to AWS STS and Entra (cloud access)."""
+        if self._id_tokens is None:
+            from shared.sources.identity import id_tokens_from
+
+            self._id_tokens = id_tokens_from(self.settings)
+        return self._id_tokens
 
     @property
     def catalog(self) -> SchemaCatalog:

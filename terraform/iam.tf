@@ -132,6 +132,10 @@ locals {
     { sa = "pipelines", scope = "queue", role = "roles/cloudtasks.enqueuer", why = "POST /pipelines/runs enqueues manual runs" },
     { sa = "trigger", scope = "tasks_sa", role = "roles/iam.serviceAccountUser", why = "a task with an OAuth token of the tasks SA needs actAs on it" },
     { sa = "pipelines", scope = "tasks_sa", role = "roles/iam.serviceAccountUser", why = "a task with an OAuth token of the tasks SA needs actAs on it" },
+    # Customers' AWS roles and Entra apps trust the runner's Google identity only:
+    # whoever checks or reads their exports mints the runner's ID token (shared.sources.identity).
+    { sa = "credentials", scope = "runner_sa", role = "roles/iam.serviceAccountOpenIdTokenCreator", why = "provider config access check -> GoogleIdTokens (impersonated runner ID token)" },
+    { sa = "runner", scope = "runner_sa", role = "roles/iam.serviceAccountOpenIdTokenCreator", why = "AWS/Azure readers -> GoogleIdTokens (its own ID token via IAM Credentials)" },
     # run.jobs.run + run.jobs.runWithOverrides (the task passes --run-id as container args), on this job only.
     { sa = "tasks", scope = "runner_job", role = "roles/run.jobsExecutorWithOverrides", why = "Cloud Tasks calls jobs/<job>:run with container overrides" },
   ]
@@ -160,4 +164,12 @@ resource "google_project_iam_member" "sa" {
   role       = each.value.role
   member     = "serviceAccount:${google_service_account.sa[each.value.sa].email}"
   depends_on = [google_project_iam_custom_role.custom]
+}
+
+# Minting the runner's ID tokens (AWS AssumeRoleWithWebIdentity, Entra client assertions).
+resource "google_service_account_iam_member" "runner_id_tokens" {
+  for_each           = { for b in local.iam_bindings : "${b.sa} ${b.role}" => b if b.scope == "runner_sa" }
+  service_account_id = google_service_account.sa["runner"].name
+  role               = each.value.role
+  member             = "serviceAccount:${google_service_account.sa[each.value.sa].email}"
 }

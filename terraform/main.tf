@@ -82,11 +82,16 @@ locals {
   # function and the job alike: one map, so no process can miss one.
   # tests/unit/test_terraform.py compares its keys with the Settings fields.
   runtime_env = {
-    AUTH_CACHE_TTL_SECONDS     = "30"
-    BQ_JOB_TIMEOUT             = "60"
-    BQ_LOCATION                = var.bq_location
-    CENTRAL_DATASET            = var.central_dataset
-    CLOUD_REGION               = var.region
+    AUTH_CACHE_TTL_SECONDS = "30"
+    AZURE_AUTHORITY_HOST   = "https://login.microsoftonline.com"
+    AZURE_BLOB_ENDPOINT    = "https://{account}.blob.core.windows.net"
+    BQ_JOB_TIMEOUT         = "60"
+    BQ_LOCATION            = var.bq_location
+    CENTRAL_DATASET        = var.central_dataset
+    CLOUD_ACCESS_TIMEOUT   = "15"
+    CLOUD_REGION           = var.region
+    # Audience prefix of the runner's ID tokens for AWS and Entra (+ "/<external id>").
+    CLOUD_TOKEN_AUDIENCE       = local.function_urls["credentials"]
     CONVERGENCE_ENV            = "production"
     CREDENTIAL_LIVE_VALIDATION = tostring(var.credential_live_validation)
     DISPATCH_BACKEND           = "cloud_tasks"
@@ -97,7 +102,9 @@ locals {
     LOG_LEVEL                  = var.log_level
     MAX_BODY_BYTES             = "1048576" # 1 MiB
     PAYMENT_GRACE_DAYS         = tostring(var.payment_grace_days)
+    RUNNER_IDENTITY_SUBJECT    = google_service_account.sa["runner"].unique_id
     RUNNER_JOB                 = local.runner_job_name
+    RUNNER_SERVICE_ACCOUNT     = google_service_account.sa["runner"].email
     RUN_HEARTBEAT_SECONDS      = tostring(var.run_heartbeat_seconds)
     RUN_STALE_AFTER_SECONDS    = tostring(var.run_stale_after_seconds)
     SCHEDULER_SA               = google_service_account.sa["scheduler"].email

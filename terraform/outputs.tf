@@ -15,6 +15,15 @@ output "kms_key_ring" {
   value       = google_kms_key_ring.tenant_keys.id
 }
 
+output "runner_identity" {
+  description = "What customers' AWS roles and Entra apps trust (terraform/tenant): issuer, the runner's unique id (sub), and the audience prefix (+ \"/<tenant external id>\", GET /credentials/platform-identity)."
+  value = {
+    issuer          = "https://accounts.google.com"
+    subject         = google_service_account.sa["runner"].unique_id
+    audience_prefix = local.function_urls["credentials"]
+  }
+}
+
 output "runner_job" {
   description = "Name of the Cloud Run job that runs pipelines."
   value       = google_cloud_run_v2_job.runner.name

@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from google.cloud import bigquery
 
 from local.emulator import Emulator, free_port
+
+if TYPE_CHECKING:
+    from local.cloud_access import CloudStandIns
 from shared.deps import Deps, use_deps
 from shared.platform.secrets import (
     ADMIN_API_KEY,
@@ -21,6 +25,8 @@ from shared.platform.settings import Settings
 from shared.platform.warehouse import bigquery_client
 
 TEST_PROJECT = "convergence-test"
+# Azurite serves only the storage accounts it starts with.
+TEST_STORAGE_ACCOUNTS = ["cvgexports", "cvgotherexports"]
 ADMIN_KEY = "adm_test_" + uuid.uuid4().hex
 TEST_SECRETS = {
     ADMIN_API_KEY: ADMIN_KEY,
@@ -51,14 +57,33 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(emulator: Emulator, tmp_path: Path) -> Iterator[Settings]:
+def settings_overrides() -> dict[str, object]:
+    """Extra settings for a module's tests (override it, e.g. to point at moto and Azurite)."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    emulator: Emulator, tmp_path: Path, settings_overrides: dict[str, object]
+) -> Iterator[Settings]:
     """Settings with a unique central dataset, dropped after the test."""
-    current = make_settings(tmp_path, bigquery_emulator_host=emulator.url)
+    current = make_settings(tmp_path, bigquery_emulator_host=emulator.url, **settings_overrides)
     yield current
     client = bigquery_client(current)
     for dataset in client.list_datasets():
         if dataset.dataset_id == current.central_dataset:
             client.delete_dataset(dataset.reference, delete_contents=True, not_found_ok=True)
+
+
+@pytest.fixture(scope="session")
+def clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStandIns]:
+    """moto (S3, STS) and Azurite (+ Entra) for the session; started only by tests that ask."""
+    from local.cloud_access import CloudStandIns
+
+    servers = CloudStandIns(tmp_path_factory.mktemp("clouds"), TEST_STORAGE_ACCOUNTS)
+    servers.start()
+    yield servers
+    servers.stop()
 
 
 @pytest.fixture

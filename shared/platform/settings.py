@@ -69,6 +69,39 @@ class Settings(BaseSettings):
     # Seconds a query job may run before the client gives up on it.
     bq_job_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="BQ_JOB_TIMEOUT")
 
+    # --- AWS and Azure cost exports (shared.sources.aws/azure access)
+    # Unset: the providers' real hosts. The local stack and tests point them at
+    # moto (S3 + STS) and Azurite; AZURE_BLOB_ENDPOINT may hold `{account}`.
+    aws_s3_endpoint_url: str | None = Field(default=None, validation_alias="AWS_S3_ENDPOINT_URL")
+    aws_sts_endpoint_url: str | None = Field(default=None, validation_alias="AWS_STS_ENDPOINT_URL")
+    azure_blob_endpoint: str = Field(
+        default="https://{account}.blob.core.windows.net", validation_alias="AZURE_BLOB_ENDPOINT"
+    )
+    azure_authority_host: str = Field(
+        default="https://login.microsoftonline.com", validation_alias="AZURE_AUTHORITY_HOST"
+    )
+    # Local only: the CA that signed the local Azurite / Entra stand-ins' TLS certificates.
+    cloud_ca_bundle: Path | None = Field(default=None, validation_alias="CLOUD_CA_BUNDLE")
+    # Every Google ID token the platform presents to AWS or Entra has the audience
+    # `<this>/<tenant's external id>`: customers trust exactly their own audience.
+    cloud_token_audience: str = Field(
+        default="https://convergence.local/cloud-access", validation_alias="CLOUD_TOKEN_AUDIENCE"
+    )
+    # The runner service account: its ID tokens are the platform's identity
+    # (production: impersonated by the credentials function, which checks access).
+    runner_service_account: str | None = Field(
+        default=None, validation_alias="RUNNER_SERVICE_ACCOUNT"
+    )
+    # Its numeric unique id: the `sub` customers put in their trust (Terraform output).
+    runner_identity_subject: str = Field(
+        default="100000000000000000001", validation_alias="RUNNER_IDENTITY_SUBJECT"
+    )
+    # Local only: sign ID tokens with this key instead of asking Google.
+    local_id_token_key: Path | None = Field(default=None, validation_alias="LOCAL_ID_TOKEN_KEY")
+    cloud_access_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=120, validation_alias="CLOUD_ACCESS_TIMEOUT"
+    )
+
     # --- scheduling and dispatch
     # How admitted runs reach the runner: Cloud Tasks -> Cloud Run Admin API
     # jobs.run in production, a durable queue in the data dir locally.
@@ -147,6 +180,10 @@ class Settings(BaseSettings):
             raise ValueError("KMS_KEY_RING is required in production (credentials need Cloud KMS)")
         if self.dispatch_backend != "cloud_tasks":
             raise ValueError("DISPATCH_BACKEND must be cloud_tasks in production")
+        if self.local_id_token_key or self.cloud_ca_bundle:
+            raise ValueError("LOCAL_ID_TOKEN_KEY and CLOUD_CA_BUNDLE are for the local stack only")
+        if not self.runner_service_account:
+            raise ValueError("RUNNER_SERVICE_ACCOUNT is required in production (cloud access)")
         if self.run_heartbeat_seconds * 3 > self.run_stale_after_seconds:
             raise ValueError("RUN_STALE_AFTER_SECONDS must allow at least three missed heartbeats")
         return self

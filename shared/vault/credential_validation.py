@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
@@ -16,12 +18,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, Val
 from shared.platform.errors import ApiError, unavailable, unprocessable
 from shared.platform.logs import redact
 
-Provider = Literal["GCP", "AWS", "OPENAI", "ANTHROPIC"]
+Provider = Literal["GCP", "AWS", "AZURE", "OPENAI", "ANTHROPIC"]
 
-# provider -> the credential types it accepts; the first is the usual one.
+# provider -> the credential types it accepts; the first is the usual one
+# (keyless where the provider allows: docs/sources/aws-access.md, azure-access.md).
 CREDENTIAL_TYPES: dict[str, tuple[str, ...]] = {
     "GCP": ("SERVICE_ACCOUNT", "WORKLOAD_IDENTITY"),
-    "AWS": ("ACCESS_KEY",),
+    "AWS": ("IAM_ROLE", "ACCESS_KEY"),
+    "AZURE": ("FEDERATED_CREDENTIAL", "SAS_TOKEN", "CLIENT_SECRET"),
     "OPENAI": ("API_KEY",),
     "ANTHROPIC": ("API_KEY",),
 }
@@ -104,9 +108,81 @@ class AwsAccessKey(_Strict):
     secret_access_key: str = Field(pattern=r"^[A-Za-z0-9/+=]{40}$")
 
 
+# https://docs.aws.amazon.com/IAM/latest/APIReference/API_Role.html (RoleName: [\w+=,.@-]{1,64},
+# Path: / or /.../), and the partitions of https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html
+ROLE_ARN_RE = (
+    r"^arn:(aws|aws-cn|aws-us-gov):iam::[0-9]{12}:role/"
+    r"(?:[\x21-\x7E]{1,510}/)?[A-Za-z0-9_+=,.@-]{1,64}$"
+)
+
+
+class AwsIamRole(_Strict):
+    """An IAM role in the customer's account that trusts the platform's Google identity."""
+
+    role_arn: str = Field(pattern=ROLE_ARN_RE, max_length=2048)
+    # Must be the tenant's own (GET /credentials/platform-identity); checked in
+    # check_tenant_binding, since only the caller's tenant knows which it is.
+    external_id: str = Field(min_length=2, max_length=1224, pattern=r"^[A-Za-z0-9_+=,.@:/-]+$")
+
+
+# Entra tenant and application (client) ids are GUIDs.
+_GUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class AzureFederatedCredential(_Strict):
+    """An Entra app whose federated credential trusts the platform's Google identity."""
+
+    tenant_id: str = Field(pattern=_GUID_RE)
+    client_id: str = Field(pattern=_GUID_RE)
+
+
+class AzureClientSecret(_Strict):
+    tenant_id: str = Field(pattern=_GUID_RE)
+    client_id: str = Field(pattern=_GUID_RE)
+    # Entra secrets are 40 printable characters today; leave room, refuse whitespace.
+    client_secret: str = Field(pattern=r"^[\x21-\x7E]{16,256}$")
+
+
+# Account SAS or service SAS: https://learn.microsoft.com/rest/api/storageservices/create-service-sas
+# ("sp" read r, list l); the platform only ever reads, so a token that can write is refused.
+_SAS_READ_PERMISSIONS = frozenset("rl")
+
+
+def _sas_token(value: str) -> str:
+    query = value[1:] if value.startswith("?") else value
+    if not re.fullmatch(r"[A-Za-z0-9%=&._~:+/-]{20,4096}", query):
+        raise ValueError("must be a SAS query string (sv=...&sig=...)")
+    fields = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    missing = [k for k in ("sv", "sp", "se", "sig") if not fields.get(k)]
+    if missing:
+        raise ValueError(f"is missing {', '.join(missing)}")
+    permissions = set(fields["sp"])
+    if not {"r", "l"} <= permissions:
+        raise ValueError("sp must grant read (r) and list (l)")
+    if permissions - _SAS_READ_PERMISSIONS:
+        raise ValueError("sp must grant only read (r) and list (l): the platform never writes")
+    try:
+        expiry = dt.datetime.fromisoformat(fields["se"].replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("se must be an ISO 8601 expiry time") from None
+    if expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=dt.UTC)
+    if expiry <= dt.datetime.now(dt.UTC):
+        raise ValueError("has expired (se is in the past)")
+    return query
+
+
+class AzureSasToken(_Strict):
+    sas_token: Annotated[str, AfterValidator(_sas_token)]
+
+
 SECRET_MODELS: dict[tuple[str, str], type[_Strict]] = {
     ("GCP", "SERVICE_ACCOUNT"): GcpServiceAccountKey,
+    ("AWS", "IAM_ROLE"): AwsIamRole,
     ("AWS", "ACCESS_KEY"): AwsAccessKey,
+    ("AZURE", "FEDERATED_CREDENTIAL"): AzureFederatedCredential,
+    ("AZURE", "SAS_TOKEN"): AzureSasToken,
+    ("AZURE", "CLIENT_SECRET"): AzureClientSecret,
     ("OPENAI", "API_KEY"): OpenAiApiKey,
     ("ANTHROPIC", "API_KEY"): AnthropicApiKey,
 }
@@ -219,6 +295,22 @@ def validate_secret(provider: str, credential_type: str, credentials: Any) -> Va
     except ValidationError as exc:
         raise _field_errors(exc, "credentials") from None
     return ValidatedSecret(provider, credential_type, parsed.model_dump(exclude_none=True))
+
+
+def check_tenant_binding(tenant_id: str, secret: ValidatedSecret) -> None:
+    """An IAM role's external id must be this tenant's: the platform presents no other."""
+    if (secret.provider, secret.credential_type) != ("AWS", "IAM_ROLE"):
+        return
+    from shared.sources.identity import external_id_for
+
+    assert secret.payload is not None
+    if secret.payload["external_id"] != external_id_for(tenant_id):
+        raise unprocessable(
+            "validation_failed",
+            "credentials.external_id: is not this tenant's external id "
+            "(GET /credentials/platform-identity shows it; put it in the role's trust policy)",
+            field="credentials.external_id",
+        )
 
 
 # ----------------------------------------------------------------- validators

@@ -20,6 +20,7 @@ from shared.vault.credential_validation import (
     CreateCredentialRequest,
     CredentialValidator,
     ValidatedSecret,
+    check_tenant_binding,
     validate_secret,
 )
 from shared.vault.crypto import credential_aad
@@ -294,6 +295,7 @@ def create_credential(
     """
     warehouse = deps.warehouse
     secret = validate_secret(request.provider, request.credential_type, request.credentials)
+    check_tenant_binding(tenant_id, secret)
     validation_status = validator.check(secret)
     credential_id = credential_id_for(tenant_id, idempotency_key)
     now = deps.clock()
@@ -333,6 +335,7 @@ def rotate_credential(
     if row["credential_type"] == "WORKLOAD_IDENTITY":
         raise conflict("a WORKLOAD_IDENTITY credential holds no secret to rotate")
     secret = validate_secret(row["provider"], row["credential_type"], credentials)
+    check_tenant_binding(tenant_id, secret)
     validation_status = validator.check(secret)
     now = deps.clock()
     changed = warehouse.execute(

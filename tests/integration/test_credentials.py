@@ -272,7 +272,7 @@ def _without(info: dict[str, Any], field: str) -> dict[str, Any]:
 
 
 BAD_BODIES = [
-    pytest.param({**create_body("GCP"), "provider": "AZURE"}, "provider", id="unknown-provider"),
+    pytest.param({**create_body("GCP"), "provider": "ORACLE"}, "provider", id="unknown-provider"),
     pytest.param(
         create_body("GCP", credential_type="API_KEY"), "credential_type", id="gcp-api-key"
     ),

@@ -236,7 +236,7 @@ BAD_CONFIGS = [
         "source_project_id",
         id="non-gcp-with-project",
     ),
-    pytest.param(gcp_config(provider="AZURE"), "provider", id="provider"),
+    pytest.param(gcp_config(provider="ORACLE"), "provider", id="provider"),
     pytest.param(gcp_config(extra=1), "extra", id="unknown-field"),
     pytest.param(gcp_config(credential_id="cred_" + "0" * 32), "credential_id", id="unknown-cred"),
 ]

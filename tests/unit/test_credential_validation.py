@@ -199,7 +199,7 @@ def test_a_well_formed_aws_access_key_passes() -> None:
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"provider": "AZURE"}, "provider"),
+        ({"provider": "ORACLE"}, "provider"),
         ({"credential_name": ""}, "credential_name"),
         ({"credential_name": "<script>"}, "credential_name"),
         ({"credentials": "sk-" + "a" * 30}, "credentials"),
@@ -288,7 +288,7 @@ def test_the_live_validator_reports_what_the_provider_said() -> None:
         ({"currency": "usd"}, "currency"),
         ({"currency": "EURO"}, "currency"),
         ({"notification_emails": ["not-an-email"]}, "notification_emails.0"),
-        ({"provider": "AZURE"}, "provider"),
+        ({"provider": "ORACLE"}, "provider"),
     ],
 )
 def test_a_provider_config_names_its_bad_field(changes: dict[str, Any], field: str) -> None:

@@ -27,6 +27,10 @@ LOCAL_ONLY_SETTINGS = {
     "SCHEMAS_DIR",
     "SCHEDULER_TICK_SECONDS",
     "PORT",
+    # moto, Azurite and their TLS certificate: production talks to AWS's and Azure's hosts.
+    "AWS_S3_ENDPOINT_URL",
+    "AWS_STS_ENDPOINT_URL",
+    "CLOUD_CA_BUNDLE",
 }
 # Values Terraform only knows at apply (resource attributes): stand-ins of the right shape.
 APPLY_TIME_STAND_INS = {
@@ -36,6 +40,9 @@ APPLY_TIME_STAND_INS = {
     "TRIGGER_AUDIENCE": "https://us-central1-convergence-prod.cloudfunctions.net/conv-prod-trigger",
     "RUNNER_JOB": "conv-prod-pipeline-runner",
     "TASKS_QUEUE": "conv-prod-pipeline-runs",
+    "CLOUD_TOKEN_AUDIENCE": "https://us-central1-convergence-prod.cloudfunctions.net/conv-prod-credentials",
+    "RUNNER_SERVICE_ACCOUNT": "conv-prod-runner@convergence-prod.iam.gserviceaccount.com",
+    "RUNNER_IDENTITY_SUBJECT": "112233445566778899001",
 }
 # Platform secrets each process reads, from the code paths (docs/decisions.md, Terraform):
 # X-Admin-Key checks read ADMIN_API_KEY; API-key checks and issuing read API_KEY_PEPPER;
@@ -585,7 +592,15 @@ def test_no_service_account_has_a_primitive_or_admin_role() -> None:
 
 def test_every_binding_names_the_code_path_that_needs_it() -> None:
     accounts = set(local("service_accounts"))
-    scopes = {"project", "central_dataset", "tenant_key_ring", "queue", "tasks_sa", "runner_job"}
+    scopes = {
+        "project",
+        "central_dataset",
+        "tenant_key_ring",
+        "queue",
+        "tasks_sa",
+        "runner_job",
+        "runner_sa",
+    }
     for b in bindings():
         assert b["sa"] in accounts, b
         assert b["scope"] in scopes, b

@@ -1,0 +1,1 @@
+"""Cost sources: one package per provider (reader, raw schema, FOCUS mapping, reconciliation)."""

@@ -1,0 +1,1 @@
+"""Azure Cost Management FocusCost exports: access.py now; reader and mappings next."""
