@@ -18,6 +18,7 @@ from typing import Any
 from werkzeug.serving import make_server
 
 from local.emulator import Emulator
+from local.zetasql import ZetaSqlServer
 from shared.platform.secrets import ADMIN_API_KEY, API_KEY_PEPPER, STRIPE_WEBHOOK_SECRET
 
 log = logging.getLogger("local.stack")
@@ -84,6 +85,25 @@ def start_scheduling(
     )
 
 
+def start_backends(emulator: Emulator, analyzer: ZetaSqlServer | None) -> bool:
+    """bqemulator, then GoogleSQL's analyzer if we run one; False (and said why) if either fails."""
+    try:
+        emulator.start()
+        if analyzer is not None:
+            analyzer.start()
+    except RuntimeError as exc:
+        say(f"cannot start: {exc}")
+        stop_backends(emulator, analyzer)
+        return False
+    return True
+
+
+def stop_backends(emulator: Emulator, analyzer: ZetaSqlServer | None) -> None:
+    emulator.stop()
+    if analyzer is not None:
+        analyzer.stop()
+
+
 def main() -> int:
     data_dir = Path(os.environ.get("LOCAL_DATA_DIR", ".local")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,10 +124,11 @@ def main() -> int:
 
     platform_secrets = ensure_local_secrets(data_dir)
     say(f"starting bqemulator on {emulator.url} (data in {emulator.data_dir})")
-    try:
-        emulator.start()
-    except RuntimeError as exc:
-        say(f"cannot start: {exc}")
+    # GoogleSQL's analyzer checks tenant SQL at upload (an outer one may be given).
+    analyzer = (
+        None if os.environ.get("SQL_ANALYZER_ADDRESS") else ZetaSqlServer(data_dir / "zetasql.log")
+    )
+    if not start_backends(emulator, analyzer):
         return 1
     server = None
     try:
@@ -116,6 +137,7 @@ def main() -> int:
                 "LOCAL_DATA_DIR": str(data_dir),
                 "GCP_PROJECT": project,
                 "BIGQUERY_EMULATOR_HOST": emulator.url,
+                **({"SQL_ANALYZER_ADDRESS": analyzer.address} if analyzer else {}),
                 **platform_secrets,
             }
         )
@@ -170,7 +192,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.shutdown()
-        emulator.stop()
+        stop_backends(emulator, analyzer)
         (data_dir / "endpoints.json").unlink(missing_ok=True)
         lock.close()
     say("stopped")

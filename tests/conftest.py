@@ -19,6 +19,10 @@ from shared.platform.secrets import (
 )
 from shared.platform.settings import Settings
 from shared.platform.warehouse import bigquery_client
+from tests.sqlcheck.server import analyzer_address
+
+# Every statement the session sends is recorded and analyzed by ZetaSQL at the end.
+pytest_plugins = ["tests.sqlcheck.plugin"]
 
 TEST_PROJECT = "convergence-test"
 ADMIN_KEY = "adm_test_" + uuid.uuid4().hex
@@ -53,7 +57,9 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 @pytest.fixture
 def settings(emulator: Emulator, tmp_path: Path) -> Iterator[Settings]:
     """Settings with a unique central dataset, dropped after the test."""
-    current = make_settings(tmp_path, bigquery_emulator_host=emulator.url)
+    current = make_settings(
+        tmp_path, bigquery_emulator_host=emulator.url, sql_analyzer_address=analyzer_address()
+    )
     yield current
     client = bigquery_client(current)
     for dataset in client.list_datasets():
