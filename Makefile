@@ -72,8 +72,8 @@ run: venv node-deps zetasql-stubs ## start the embedded local stack in the foreg
 demo: venv ## GCP billing export -> FOCUS over the local stack (starts one unless running)
 	$(PY) -m local.demo
 
-test: venv node-deps zetasql-stubs focus-venv infra-check ## the whole suite: infra checks, unit, integration (emulator) and e2e (whole stack)
-	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/integration tests/e2e
+test: venv node-deps zetasql-stubs focus-venv infra-check ## the whole suite: infra checks, unit, the GoogleSQL check (ZetaSQL), integration (emulator) and e2e (whole stack)
+	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/sqlcheck tests/integration tests/e2e
 
 unit: venv
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit
