@@ -102,7 +102,33 @@ INFORMATION_SCHEMA: dict[str, Columns] = {
 # Tables the tests create in a tenant dataset for tenant SQL (bq_etl targets and
 # sources), each with the test that creates it. The platform never creates
 # these names; a tenant's own tables are looked up live at upload instead.
-TEST_TABLES: dict[str, Columns] = {}
+_USAGE: Columns = (("day", "DATE"), ("service", "STRING"), ("cost", "NUMERIC"))
+TEST_TABLES: dict[str, Columns] = {
+    # tests/integration/test_warehouse.py `counters`
+    "counters": (
+        ("tenant_id", "STRING"),
+        ("used", "INT64"),
+        ("amount", "NUMERIC"),
+        ("happened_at", "TIMESTAMP"),
+    ),
+    # tests/integration/test_bq_etl.py `datasets`: sources, and the targets its
+    # queries create (bq_etl creates a target from its query's columns).
+    "usage": _USAGE,
+    "secrets": _USAGE,
+    "copy": _USAGE,
+    "daily": _USAGE,
+    "by_service": (
+        ("service", "STRING"),
+        ("cost", "NUMERIC"),
+        ("tenant", "STRING"),
+        ("as_of", "DATE"),
+    ),
+    "checked": (("service", "STRING"), ("cost", "NUMERIC")),
+    "answers": (("tenant", "STRING"), ("day", "DATE"), ("answer", "INT64")),
+    # tests/integration/test_dq.py test_float_reconciliation_with_a_tolerance
+    "a": (("v", "FLOAT64"),),
+    "b": (("v", "FLOAT64"),),
+}
 
 # Per-run scratch tables (random suffixes): the built-in dryrun's probe table
 # (shared/tenancy/tenant_dataset.py write_check) and the extract's staging copy
