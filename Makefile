@@ -21,10 +21,16 @@ INFRA_STAMP := $(INFRA_VENV)/.installed-py312-$(shell cat requirements-infra.txt
 # in local/node/package-lock.json; never deployed (local/ is outside the source zip).
 NODE_DIR := local/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed-$(shell cat $(NODE_DIR)/package-lock.json | cksum | cut -d' ' -f1)
+# Python gRPC stubs of ZetaSQL's local service, generated from the package's own
+# .proto files with grpcio-tools (gitignored); a .pth in the venv puts them on
+# sys.path for every process of the venv (tests, the stack, runner subprocesses).
+ZETASQL_PROTOS := $(NODE_DIR)/node_modules/@fivetrandevelopers/zetasql/lib/zetasql/protos
+ZETASQL_STUBS := local/zetasql_pb
+ZETASQL_STAMP := $(ZETASQL_STUBS)/.generated-$(shell cat $(NODE_DIR)/package-lock.json requirements.txt requirements-local.txt | cksum | cut -d' ' -f1)
 # Offline: no update checks, no guideline downloads, no HashiCorp checkpoint.
 OFFLINE := CHECKPOINT_DISABLE=1 CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE
 
-.PHONY: node-deps venv focus-venv run demo test unit integration e2e bench lint fmt clean infra-venv infra-check
+.PHONY: node-deps zetasql-stubs venv focus-venv run demo test unit integration e2e bench lint fmt clean infra-venv infra-check
 
 venv: $(STAMP)
 
@@ -42,6 +48,16 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+zetasql-stubs: $(ZETASQL_STAMP)
+
+$(ZETASQL_STAMP): $(NODE_STAMP) $(STAMP)
+	rm -rf $(ZETASQL_STUBS) && mkdir -p $(ZETASQL_STUBS)
+	cd $(ZETASQL_PROTOS) && $(CURDIR)/$(PY) -m grpc_tools.protoc -I . \
+		--python_out=$(CURDIR)/$(ZETASQL_STUBS) --grpc_python_out=$(CURDIR)/$(ZETASQL_STUBS) \
+		$$(find . -name '*.proto' | sed 's|^\./||' | sort)
+	$(PY) -c 'import site, sys; open(site.getsitepackages()[0] + "/convergence_zetasql.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)/$(ZETASQL_STUBS)"
+	touch $@
+
 focus-venv: $(FOCUS_STAMP)
 
 $(FOCUS_STAMP): | $(STAMP)
@@ -50,22 +66,22 @@ $(FOCUS_STAMP): | $(STAMP)
 	$(FOCUS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(FOCUS_VALIDATOR)" "pyarrow<21"
 	touch $@
 
-run: venv node-deps ## start the embedded local stack in the foreground
+run: venv node-deps zetasql-stubs ## start the embedded local stack in the foreground
 	$(PY) -m local.stack
 
 demo: venv ## GCP billing export -> FOCUS over the local stack (starts one unless running)
 	$(PY) -m local.demo
 
-test: venv node-deps focus-venv infra-check ## the whole suite: infra checks, unit, integration (emulator) and e2e (whole stack)
-	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/integration tests/e2e
+test: venv node-deps zetasql-stubs focus-venv infra-check ## the whole suite: infra checks, unit, the GoogleSQL check (ZetaSQL), integration (emulator) and e2e (whole stack)
+	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/sqlcheck tests/integration tests/e2e
 
 unit: venv
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit
 
-integration: venv focus-venv
+integration: venv zetasql-stubs focus-venv
 	$(PY) -m pytest $(PYTEST_ARGS) tests/integration
 
-e2e: venv
+e2e: venv zetasql-stubs
 	$(PY) -m pytest $(PYTEST_ARGS) tests/e2e
 
 bench: venv ## benchmarks print their figures; never part of `make test`

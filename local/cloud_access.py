@@ -16,6 +16,8 @@ LOCAL_STORAGE_ACCOUNTS = ["cvglocalexports"]
 class CloudStandIns:
     """Starts both on free ports; `environment()` points the platform's settings at them."""
 
+    name = "aws and azure stand-ins (moto: S3, STS; Azurite + Entra)"
+
     def __init__(self, data_dir: Path, storage_accounts: list[str] | None = None) -> None:
         self.key_file = write_local_signing_key(data_dir / "google-identity")
         certs = data_dir / "google-identity" / "certs.json"
@@ -50,7 +52,7 @@ class CloudStandIns:
             "LOCAL_ID_TOKEN_KEY": str(self.key_file),
         }
 
-    def endpoints(self) -> dict[str, str]:
+    def endpoints(self) -> dict[str, object]:
         return {
             "moto_url": self.moto.url,
             "azurite_blob_endpoint": self.azurite.blob_endpoint,

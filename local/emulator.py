@@ -56,6 +56,8 @@ def _die_with_parent() -> None:
 class Emulator:
     """One bqemulator server for one data dir (it allows no more)."""
 
+    name = "bqemulator"
+
     def __init__(
         self,
         data_dir: Path,
@@ -74,6 +76,15 @@ class Emulator:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
+
+    def environment(self) -> dict[str, str]:
+        return {"BIGQUERY_EMULATOR_HOST": self.url}
+
+    def endpoints(self) -> dict[str, object]:
+        return {
+            "emulator_url": self.url,
+            "emulator_pid": self.process.pid if self.process else None,
+        }
 
     def start(self, timeout: float = 90.0) -> None:
         # A server already on our port would answer /readyz in our place.

@@ -13,14 +13,11 @@ import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from werkzeug.serving import make_server
 
 from local.emulator import Emulator
-
-if TYPE_CHECKING:
-    from local.cloud_access import CloudStandIns
 from shared.platform.secrets import ADMIN_API_KEY, API_KEY_PEPPER, STRIPE_WEBHOOK_SECRET
 
 log = logging.getLogger("local.stack")
@@ -94,21 +91,54 @@ def start_scheduling(
     )
 
 
-def start_servers(data_dir: Path, emulator: Emulator) -> CloudStandIns:
-    """The emulator, then moto (S3, STS) and Azurite (+ Entra) on free ports; exits if one fails."""
-    from local.cloud_access import CloudStandIns
+class LocalServer(Protocol):
+    """A stand-in the stack runs beside the gateway: started first, stopped last."""
 
-    say(f"starting bqemulator on {emulator.url} (data in {emulator.data_dir})")
-    clouds = CloudStandIns(data_dir / "clouds")
-    try:
-        emulator.start()
-        clouds.start()
-    except RuntimeError as exc:
-        say(f"cannot start: {exc}")
-        emulator.stop()
-        raise SystemExit(1) from None
-    say(f"aws, azure {clouds.moto.url} (moto), {clouds.azurite.blob_endpoint} (Azurite)")
-    return clouds
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def environment(self) -> dict[str, str]:
+        """The settings (env vars) that point the platform at this server."""
+        ...
+
+    def endpoints(self) -> dict[str, object]:
+        """What `endpoints.json` tells about it."""
+        ...
+
+
+def local_servers(data_dir: Path, emulator: Emulator) -> list[LocalServer]:
+    """Every stand-in of the local stack, in start order (the emulator first)."""
+    from local.cloud_access import CloudStandIns
+    from local.zetasql import ZetaSqlServer
+
+    servers: list[LocalServer] = [emulator, CloudStandIns(data_dir / "clouds")]
+    # GoogleSQL's analyzer checks tenant SQL at upload (an outer one may be given).
+    if not os.environ.get("SQL_ANALYZER_ADDRESS"):
+        servers.append(ZetaSqlServer(data_dir / "zetasql.log"))
+    return servers
+
+
+def start_servers(servers: list[LocalServer]) -> bool:
+    """Starts each in order; False (after stopping those started, and saying why) if one fails."""
+    started: list[LocalServer] = []
+    for server in servers:
+        say(f"starting {server.name}")
+        try:
+            server.start()
+        except RuntimeError as exc:
+            say(f"cannot start {server.name}: {exc}")
+            stop_servers(started)
+            return False
+        started.append(server)
+    return True
+
+
+def stop_servers(servers: list[LocalServer]) -> None:
+    for server in reversed(servers):
+        server.stop()
 
 
 def main() -> int:
@@ -130,15 +160,16 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     platform_secrets = ensure_local_secrets(data_dir)
-    clouds = start_servers(data_dir, emulator)
+    servers = local_servers(data_dir, emulator)
+    if not start_servers(servers):
+        return 1
     server = None
     try:
         os.environ.update(
             {
                 "LOCAL_DATA_DIR": str(data_dir),
                 "GCP_PROJECT": project,
-                "BIGQUERY_EMULATOR_HOST": emulator.url,
-                **clouds.environment(),
+                **{k: v for local in servers for k, v in local.environment().items()},
                 **platform_secrets,
             }
         )
@@ -175,12 +206,10 @@ def main() -> int:
             return 1
         endpoints = {
             "gateway_url": gateway_url,
-            "emulator_url": emulator.url,
             "project": project,
             "central_dataset": report.get("dataset"),
             "pid": os.getpid(),
-            "emulator_pid": emulator.process.pid if emulator.process else None,
-            **clouds.endpoints(),
+            **{k: v for local in servers for k, v in local.endpoints().items()},
         }
         say(f"bootstrap: created {report.get('created')}, existing {len(report['existing'])}")
         health.ready.set()
@@ -197,8 +226,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.shutdown()
-        clouds.stop()
-        emulator.stop()
+        stop_servers(servers)
         (data_dir / "endpoints.json").unlink(missing_ok=True)
         lock.close()
     say("stopped")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
     from shared.platform.schemas import SchemaCatalog
+    from shared.platform.sql_analyzer import SqlAnalyzer
     from shared.platform.warehouse import Warehouse
     from shared.scheduling.auth import GoogleCerts
     from shared.scheduling.dispatch import TaskQueue
@@ -50,6 +51,7 @@ class Deps:
     _task_queue: TaskQueue | None = field(default=None, repr=False)
     _google_certs: GoogleCerts | None = field(default=None, repr=False)
     _id_tokens: IdTokens | None = field(default=None, repr=False)
+    _sql_analyzer: SqlAnalyzer | None = field(default=None, repr=False)
 
     @property
     def warehouse(self) -> Warehouse:
@@ -99,6 +101,15 @@ class Deps:
 
             self._id_tokens = id_tokens_from(self.settings)
         return self._id_tokens
+
+    @property
+    def sql_analyzer(self) -> SqlAnalyzer | None:
+        """GoogleSQL's analyzer where one is configured (local stack, tests); else None."""
+        if self._sql_analyzer is None and self.settings.sql_analyzer_address:
+            from shared.platform.sql_analyzer import analyzer_from
+
+            self._sql_analyzer = analyzer_from(self.settings.sql_analyzer_address)
+        return self._sql_analyzer
 
     @property
     def catalog(self) -> SchemaCatalog:

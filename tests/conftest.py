@@ -23,6 +23,10 @@ from shared.platform.secrets import (
 )
 from shared.platform.settings import Settings
 from shared.platform.warehouse import bigquery_client
+from tests.sqlcheck.server import analyzer_address
+
+# Every statement the session sends is recorded and analyzed by ZetaSQL at the end.
+pytest_plugins = ["tests.sqlcheck.plugin"]
 
 TEST_PROJECT = "convergence-test"
 # Azurite serves only the storage accounts it starts with.
@@ -67,7 +71,12 @@ def settings(
     emulator: Emulator, tmp_path: Path, settings_overrides: dict[str, object]
 ) -> Iterator[Settings]:
     """Settings with a unique central dataset, dropped after the test."""
-    current = make_settings(tmp_path, bigquery_emulator_host=emulator.url, **settings_overrides)
+    current = make_settings(
+        tmp_path,
+        bigquery_emulator_host=emulator.url,
+        sql_analyzer_address=analyzer_address(),
+        **settings_overrides,
+    )
     yield current
     client = bigquery_client(current)
     for dataset in client.list_datasets():

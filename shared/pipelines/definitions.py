@@ -16,12 +16,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from shared.pipelines.registry import StepType, StepTypeUnavailable, step_type
+
+if TYPE_CHECKING:
+    from shared.pipelines.sql_sandbox import TenantCatalog
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PARAM_REF = "$param"
@@ -331,11 +334,13 @@ def validate_parameters(
     *,
     dataset: str | None = None,
     project: str | None = None,
+    catalog: TenantCatalog | None = None,
 ) -> None:
     """For the config API: raises DefinitionError if a config's parameters can't run.
 
     With `dataset` (the tenant's), tenant SQL in `bq_etl.query` steps is also
     checked by the sandbox, so a bad query is refused at upload, not at 3 a.m.
+    With `catalog` (the tenant's tables and GoogleSQL's analyzer) it must analyze too.
     Step implementations are not imported here: the API needs none of them.
     """
     check_platform_parameters(parameters)
@@ -348,7 +353,9 @@ def validate_parameters(
     for step in steps:
         if step.kind.name == "bq_etl.query":
             try:
-                validate_tenant_sql(str(step.params.get("sql", "")), dataset, project=project)
+                validate_tenant_sql(
+                    str(step.params.get("sql", "")), dataset, project=project, catalog=catalog
+                )
             except TenantSqlError as exc:
                 raise DefinitionError(
                     f"step {step.spec.name}: sql: {exc}", field="parameters.sql"

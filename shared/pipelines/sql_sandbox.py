@@ -21,19 +21,47 @@ so a tampered config row gains nothing. The rules:
 
 What runs is the SQL regenerated from the checked tree, with every real table
 fully qualified, so the text we checked and the text BigQuery sees are the same.
+
+Where GoogleSQL's reference analyzer is configured (`SqlAnalyzer`, ZetaSQL: the
+local stack and the tests; not the deployed function, see docs/decisions.md),
+two more checks follow, with a `TenantCatalog`:
+- ZetaSQL's own parser lists the tables (ExtractTableNamesFromStatement): every
+  one must be the tenant's, and the list must be the one sqlglot found, so an
+  escape has to fool two independent parsers;
+- the statement is analyzed against the tenant's own tables (their schemas),
+  with `@tenant_id STRING` and `@run_date DATE`: a query BigQuery would refuse
+  (unknown column, wrong types, a missing function) is refused here with
+  GoogleSQL's message and its line and column in the tenant's text.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from shared.platform.sql_analyzer import (
+    BIGQUERY_FUNCTIONS,
+    AnalysisError,
+    SqlAnalyzer,
+    SqlRefused,
+    Table,
+    columns_of,
+    split_path,
+)
+
+if TYPE_CHECKING:
+    from shared.deps import Deps
+
 # Substitutions a tenant may write, and the query parameter each one becomes.
 SUBSTITUTIONS = {"tenant_id": "tenant_id", "run_date": "run_date"}
+# Their GoogleSQL types, as bq_etl binds them.
+PARAMETER_TYPES = {"tenant_id": "STRING", "run_date": "DATE"}
 _SUBSTITUTION = re.compile(r"\$\{([^}]*)\}")
 MAX_SQL_CHARS = 100_000
 
@@ -98,6 +126,62 @@ class TenantSqlError(ValueError):
     """Tenant SQL that must not run; the message says why, for the tenant to fix it."""
 
 
+Columns = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class TenantCatalog:
+    """GoogleSQL's analyzer, and the columns of a table in the tenant's dataset (None: no such
+    table). Built by `tenant_catalog` from the dependencies; None where no analyzer runs."""
+
+    analyzer: SqlAnalyzer
+    columns: Callable[[str], Columns | None]
+
+
+def tenant_catalog(deps: Deps, dataset: str) -> TenantCatalog | None:
+    """The tenant's own tables for the analyzer: the platform's from `schemas/` (and the log
+    views), any other from the dataset itself (one tables.get each); None without an analyzer."""
+    analyzer = deps.sql_analyzer
+    if analyzer is None:
+        return None
+    from shared.tenancy.tenant_dataset import LOG_VIEWS
+
+    schemas = deps.catalog
+
+    def columns(name: str) -> Columns | None:
+        if name in schemas.tenant:
+            return columns_of(schemas.tenant[name].schema_)
+        if name in LOG_VIEWS:
+            return columns_of(schemas.central[LOG_VIEWS[name]].schema_)
+        return _live_columns(deps, dataset, name)
+
+    return TenantCatalog(analyzer, columns)
+
+
+def _live_columns(deps: Deps, dataset: str, name: str) -> Columns | None:
+    from google.api_core import exceptions as gexc
+
+    warehouse = deps.warehouse
+    if name.endswith("*"):
+        # A wildcard table has the schema of the newest table it matches.
+        prefix = name[:-1]
+        try:
+            listed = list(
+                warehouse.client.list_tables(f"{warehouse.project}.{dataset}", timeout=30)
+            )
+        except gexc.NotFound:
+            return None
+        matching = [t for t in listed if t.table_id.startswith(prefix)]
+        if not matching:
+            return None
+        name = max(matching, key=lambda t: t.created.timestamp() if t.created else 0.0).table_id
+    try:
+        table = warehouse.client.get_table(f"{warehouse.project}.{dataset}.{name}", timeout=30)
+    except gexc.NotFound:
+        return None
+    return columns_of(table.schema)
+
+
 @dataclass(frozen=True)
 class CheckedSql:
     """SQL that passed the sandbox: the text to run and the parameters it uses."""
@@ -107,11 +191,13 @@ class CheckedSql:
     tables: tuple[str, ...]
 
 
-def validate_tenant_sql(sql: str, dataset: str, *, project: str | None = None) -> CheckedSql:
+def validate_tenant_sql(
+    sql: str, dataset: str, *, project: str | None = None, catalog: TenantCatalog | None = None
+) -> CheckedSql:
     """Checks a tenant's SQL against the rules above; raises TenantSqlError with the reason.
 
     `project` is the platform project (the settings' by default): the only one a
-    three-part table name may name.
+    three-part table name may name. With `catalog`, GoogleSQL's analyzer checks too.
     """
     if project is None:
         from shared.platform.settings import get_settings
@@ -138,6 +224,8 @@ def validate_tenant_sql(sql: str, dataset: str, *, project: str | None = None) -
     used = frozenset(
         p.this.name for p in tree.find_all(exp.Parameter) if isinstance(p.this, exp.Var)
     )
+    if catalog is not None:
+        _analyze(sql, dataset, project, {t for t in tables if t}, catalog)
     # Comments dropped: an `@name` inside a comment breaks parameter binding
     # (emulator), and nothing unchecked should ride along.
     return CheckedSql(
@@ -145,16 +233,70 @@ def validate_tenant_sql(sql: str, dataset: str, *, project: str | None = None) -
     )
 
 
-def _substitute(sql: str) -> str:
+def _substitute(sql: str, *, keep_positions: bool = False) -> str:
+    """`${name}` -> `@name`; `keep_positions` pads with spaces so every later
+    character keeps its line and column (GoogleSQL's positions are the tenant's)."""
+
     def replace(match: re.Match[str]) -> str:
         name = match.group(1).strip()
         if name not in SUBSTITUTIONS:
             allowed = ", ".join("${" + k + "}" for k in SUBSTITUTIONS)
             raise TenantSqlError(f"unknown substitution ${{{name}}}; only {allowed}")
         # A query parameter, never the value: the value can't change the SQL.
-        return "@" + SUBSTITUTIONS[name]
+        parameter = "@" + SUBSTITUTIONS[name]
+        return parameter.ljust(len(match.group(0))) if keep_positions else parameter
 
     return _SUBSTITUTION.sub(replace, sql)
+
+
+def _analyze(
+    sql: str, dataset: str, project: str, tables: set[str], catalog: TenantCatalog
+) -> None:
+    """ZetaSQL's table list must be sqlglot's, all the tenant's own; then the statement
+    must analyze against the tenant's tables."""
+    text = _substitute(sql, keep_positions=True)
+    try:
+        paths = [split_path(p) for p in catalog.analyzer.table_names(text)]
+    except SqlRefused as refused:
+        raise TenantSqlError(_googlesql(refused.error)) from None
+    found = set()
+    for path in paths:
+        qualified = _own_table(path, dataset, project)
+        if qualified is None:
+            raise TenantSqlError(f"table {'.'.join(path)} is outside your dataset {dataset}")
+        found.add(qualified)
+    if found != tables:
+        # Two parsers read different tables out of one text: refuse rather than guess.
+        differing = ", ".join(sorted(found ^ tables)) or "?"
+        raise TenantSqlError(f"the SQL's tables are ambiguous ({differing}); write them plainly")
+    entries = []
+    for qualified in sorted(found):
+        name = qualified.rsplit(".", 1)[1]
+        columns = catalog.columns(name)
+        if columns is None:
+            raise TenantSqlError(f"table {name} does not exist in your dataset {dataset}")
+        pseudo = (("_TABLE_SUFFIX", "STRING"),) if name.endswith("*") else ()
+        for path in ((name,), (dataset, name), (project, dataset, name)):
+            entries.append(Table(path, columns, pseudo))
+    error = catalog.analyzer.analyze(text, entries, PARAMETER_TYPES, BIGQUERY_FUNCTIONS)
+    if error is not None:
+        raise TenantSqlError(_googlesql(error))
+
+
+def _own_table(path: tuple[str, ...], dataset: str, project: str) -> str | None:
+    """`project.dataset.name` if the path names a table of the tenant's dataset."""
+    if len(path) == 1:
+        return f"{project}.{dataset}.{path[0]}"
+    if len(path) == 2 and path[0] == dataset:
+        return f"{project}.{dataset}.{path[1]}"
+    if len(path) == 3 and path[:2] == (project, dataset):
+        return ".".join(path)
+    return None
+
+
+def _googlesql(error: AnalysisError) -> str:
+    where = f" (line {error.line}, column {error.column})" if error.line is not None else ""
+    return f"BigQuery would refuse this query: {error.message}{where}"
 
 
 def _is_query(tree: exp.Expr) -> bool:

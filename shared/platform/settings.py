@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     )
     # Seconds a query job may run before the client gives up on it.
     bq_job_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="BQ_JOB_TIMEOUT")
+    # host:port of GoogleSQL's reference analyzer (ZetaSQL's local service), which
+    # checks tenant SQL at upload. The local stack and the tests start one; the
+    # deployed function has none and keeps the sqlglot checks alone
+    # (docs/decisions.md, "SQL analysis").
+    sql_analyzer_address: str | None = Field(default=None, validation_alias="SQL_ANALYZER_ADDRESS")
 
     # --- AWS and Azure cost exports (shared.sources.aws/azure access)
     # Unset: the providers' real hosts. The local stack and tests point them at

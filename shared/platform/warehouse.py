@@ -16,6 +16,7 @@ from google.api_core.retry import Retry
 from shared.platform.identifiers import quote_dataset, quote_table
 from shared.platform.schemas import FieldSpec, TableSpec
 from shared.platform.settings import Settings
+from shared.platform.sql_record import record_statement
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -223,6 +224,9 @@ class Warehouse:
         statement on retryable failures, including concurrent-DML aborts.
         """
         config = query_config(params, component, tenant_id, maximum_bytes_billed)
+        record_statement(
+            sql, config, project=self.project, central_dataset=self.settings.central_dataset
+        )
         return self.client.query_and_wait(
             sql,
             job_config=config,

@@ -153,12 +153,17 @@ def _check_pipeline_parameters(deps: Deps, tenant_id: str, body: PipelineConfigR
     """The template's own rules: required parameters, and tenant SQL through the sandbox,
     so a bad query is refused at upload (and again at run time)."""
     from shared.pipelines.definitions import DefinitionError, validate_parameters
+    from shared.pipelines.sql_sandbox import tenant_catalog
     from shared.tenancy.tenant_dataset import dataset_id_for
 
     dataset = dataset_id_for(tenant_id, deps.settings.tenant_dataset_suffix)
     try:
         validate_parameters(
-            body.pipeline, body.parameters, dataset=dataset, project=deps.settings.gcp_project
+            body.pipeline,
+            body.parameters,
+            dataset=dataset,
+            project=deps.settings.gcp_project,
+            catalog=tenant_catalog(deps, dataset),
         )
     except DefinitionError as exc:
         field = exc.field or "parameters"

@@ -21,6 +21,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
 from shared.pipelines.context import StepContext, StepError
+from shared.platform.sql_record import record_statement
 from shared.platform.warehouse import job_retry, query_config
 
 _LABEL_VALUE = re.compile(r"[^a-z0-9_-]")
@@ -76,6 +77,9 @@ def step_query(
     config = step_job_config(ctx, params)
     if default_dataset:
         config.default_dataset = f"{warehouse.project}.{default_dataset}"
+    record_statement(
+        sql, config, project=warehouse.project, central_dataset=warehouse.settings.central_dataset
+    )
     job = warehouse.client.query(sql, job_config=config, job_retry=job_retry())
     while True:
         try:

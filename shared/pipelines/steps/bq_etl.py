@@ -31,7 +31,7 @@ from google.cloud import bigquery
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.pipelines.context import StepContext, StepError, StepResult
-from shared.pipelines.sql_sandbox import TenantSqlError, validate_tenant_sql
+from shared.pipelines.sql_sandbox import TenantSqlError, tenant_catalog, validate_tenant_sql
 from shared.pipelines.steps import step_query
 from shared.tenancy.tenant_dataset import LOG_VIEWS
 
@@ -67,7 +67,12 @@ def run_query(ctx: StepContext) -> StepResult:
             "target_protected", f"{params.target_table} is managed by the platform; pick another"
         )
     try:
-        checked = validate_tenant_sql(params.sql, run.dataset_id, project=warehouse.project)
+        checked = validate_tenant_sql(
+            params.sql,
+            run.dataset_id,
+            project=warehouse.project,
+            catalog=tenant_catalog(ctx.deps, run.dataset_id),
+        )
     except TenantSqlError as exc:
         raise StepError("sql_rejected", str(exc)) from None
     values: dict[str, Any] = {"tenant_id": run.tenant_id, "run_date": run.run_date}

@@ -61,6 +61,7 @@ from shared.deps import Deps
 from shared.pipelines.context import StepContext, StepError, StepResult
 from shared.pipelines.steps import QueryOutcome, step_job_config, step_query
 from shared.platform.identifiers import quote_table
+from shared.platform.sql_record import record_statement
 from shared.platform.warehouse import table_from_spec
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 
@@ -317,7 +318,9 @@ def _extract_with_key(
     del key
     # The same labels and byte cap as every other job of the step.
     config = step_job_config(ctx, {k: params[k] for k in ("run_date", "lookback_days")})
-    rows = client.query(source_select_sql(source), job_config=config).result()
+    select = source_select_sql(source)
+    record_statement(select, config, project=client.project, central_dataset=None)
+    rows = client.query(select, job_config=config).result()
     payload = "".join(
         json.dumps(dict(row.items()), default=_json_default, separators=(",", ":")) + "\n"
         for row in rows
