@@ -303,8 +303,7 @@ def check_tenant_binding(tenant_id: str, secret: ValidatedSecret) -> None:
         return
     from shared.sources.identity import external_id_for
 
-    assert secret.payload is not None
-    if secret.payload["external_id"] != external_id_for(tenant_id):
+    if secret.payload is None or secret.payload.get("external_id") != external_id_for(tenant_id):
         raise unprocessable(
             "validation_failed",
             "credentials.external_id: is not this tenant's external id "

@@ -224,15 +224,14 @@ def _check_access(
 
     secret = decrypt_credential(deps, tenant_id, str(body.credential_id))
     try:
-        if provider == "AWS":
+        # The request model requires the provider's settings block (aws / azure).
+        if provider == "AWS" and body.aws is not None:
             from shared.sources.aws.access import aws_access
 
-            assert body.aws is not None
             aws_access(deps, tenant_id, credential_type, secret, body.aws).check()
-        else:
+        elif body.azure is not None:
             from shared.sources.azure.access import azure_access
 
-            assert body.azure is not None
             azure_access(deps, tenant_id, credential_type, secret, body.azure).check()
     except AccessProblem as problem:
         raise problem.to_api_error() from None
