@@ -22,7 +22,7 @@ def upload(platform: Platform, key: str, sql: str) -> tuple[int, dict[str, str]]
         # A column renamed in the schema but not in the SQL.
         (
             "SELECT ServiceNam, SUM(BilledCost) AS cost FROM focus_cost GROUP BY ServiceNam",
-            "Unrecognized name: ServiceNam (line 1, column 8)",
+            "Unrecognized name: ServiceNam; Did you mean ServiceName? (line 1, column 8)",
         ),
         # A type BigQuery would not coerce (the emulator accepts it).
         (
@@ -30,14 +30,18 @@ def upload(platform: Platform, key: str, sql: str) -> tuple[int, dict[str, str]]
             "No matching signature for operator = for argument types: NUMERIC, STRING",
         ),
         # A DuckDB function BigQuery doesn't have.
-        ("SELECT list_value(1, 2) AS a", "Function not found: list_value (line 1, column 8)"),
+        (
+            "SELECT list_value(1, 2) AS a",
+            "Function not found: list_value; Did you mean last_value? (line 1, column 8)",
+        ),
         # The position is the tenant's own text, after ${...} became a parameter.
         (
             "SELECT ${tenant_id} AS t, ${run_date} AS d, nope FROM focus_cost",
             "Unrecognized name: nope (line 1, column 45)",
         ),
         ("SELECT * FROM daily_sumary", "table daily_sumary does not exist in your dataset"),
-        ("SELECT 1 AS a FROM focus_cost WHERE", "Syntax error"),
+        # sqlglot parses first and says where it stopped.
+        ("SELECT 1 AS a FROM focus_cost WHERE", "the SQL does not parse"),
     ],
 )
 def test_a_query_bigquery_would_refuse_is_a_422_at_upload_with_googlesqls_message(
