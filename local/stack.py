@@ -115,6 +115,9 @@ def local_servers(data_dir: Path, emulator: Emulator) -> list[LocalServer]:
     from local.zetasql import ZetaSqlServer
 
     servers: list[LocalServer] = [emulator, CloudStandIns(data_dir / "clouds")]
+    from local.genai_apis import GenAiStandIns
+
+    servers.append(GenAiStandIns())
     # GoogleSQL's analyzer checks tenant SQL at upload (an outer one may be given).
     if not os.environ.get("SQL_ANALYZER_ADDRESS"):
         servers.append(ZetaSqlServer(data_dir / "zetasql.log"))

@@ -107,6 +107,18 @@ class Settings(BaseSettings):
         default=15.0, gt=0, le=120, validation_alias="CLOUD_ACCESS_TIMEOUT"
     )
 
+    # --- GenAI admin APIs (shared.sources.openai / anthropic)
+    # The providers' hosts; the local stack and tests point them at local/genai_apis.py.
+    openai_admin_api_base: str = Field(
+        default="https://api.openai.com", validation_alias="OPENAI_ADMIN_API_BASE"
+    )
+    anthropic_admin_api_base: str = Field(
+        default="https://api.anthropic.com", validation_alias="ANTHROPIC_ADMIN_API_BASE"
+    )
+    genai_api_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=300, validation_alias="GENAI_API_TIMEOUT"
+    )
+
     # --- scheduling and dispatch
     # How admitted runs reach the runner: Cloud Tasks -> Cloud Run Admin API
     # jobs.run in production, a durable queue in the data dir locally.
