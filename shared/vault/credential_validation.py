@@ -26,8 +26,8 @@ CREDENTIAL_TYPES: dict[str, tuple[str, ...]] = {
     "GCP": ("SERVICE_ACCOUNT", "WORKLOAD_IDENTITY"),
     "AWS": ("IAM_ROLE", "ACCESS_KEY"),
     "AZURE": ("FEDERATED_CREDENTIAL", "SAS_TOKEN", "CLIENT_SECRET"),
-    "OPENAI": ("API_KEY",),
-    "ANTHROPIC": ("API_KEY",),
+    "OPENAI": ("API_KEY", "ADMIN_KEY"),
+    "ANTHROPIC": ("API_KEY", "ADMIN_KEY"),
 }
 # Types that carry no secret: the platform's own identity is granted access instead.
 SECRETLESS_TYPES = frozenset({"WORKLOAD_IDENTITY"})
@@ -101,6 +101,45 @@ class OpenAiApiKey(_Strict):
 
 class AnthropicApiKey(_Strict):
     api_key: str = Field(pattern=r"^sk-ant-[A-Za-z0-9_-]{20,300}$")
+
+
+def _openai_admin_key(value: str) -> str:
+    # https://platform.openai.com/docs/api-reference/admin-api-keys: admin keys are sk-admin-...
+    if value.startswith("sk-ant-"):
+        raise ValueError("is an Anthropic key; use provider ANTHROPIC")
+    if value.startswith("sk-") and not value.startswith("sk-admin-"):
+        raise ValueError(
+            "is an ordinary API key; cost reports need an organization Admin API key (sk-admin-...)"
+        )
+    if not re.fullmatch(r"sk-admin-[A-Za-z0-9_-]{20,300}", value):
+        raise ValueError("must be an OpenAI Admin API key: 'sk-admin-' and 20-300 characters")
+    return value
+
+
+def _anthropic_admin_key(value: str) -> str:
+    # https://docs.anthropic.com/en/api/administration-api: admin keys are sk-ant-admin...
+    if value.startswith("sk-") and not value.startswith("sk-ant-"):
+        raise ValueError("is an OpenAI key; use provider OPENAI")
+    if value.startswith("sk-ant-") and not value.startswith("sk-ant-admin"):
+        raise ValueError(
+            "is an ordinary API key; cost reports need an Admin API key (sk-ant-admin01-...)"
+        )
+    if not re.fullmatch(r"sk-ant-admin[0-9]{2}-[A-Za-z0-9_-]{20,300}", value):
+        raise ValueError("must be an Anthropic Admin API key: 'sk-ant-admin01-' and 20-300 chars")
+    return value
+
+
+class OpenAiAdminKey(_Strict):
+    """An OpenAI organization Admin API key (usage and costs read)."""
+
+    admin_key: Annotated[str, AfterValidator(_openai_admin_key)]
+    organization_id: str | None = Field(default=None, pattern=r"^org-[A-Za-z0-9]{1,64}$")
+
+
+class AnthropicAdminKey(_Strict):
+    """An Anthropic organization Admin API key."""
+
+    admin_key: Annotated[str, AfterValidator(_anthropic_admin_key)]
 
 
 class AwsAccessKey(_Strict):
@@ -185,6 +224,8 @@ SECRET_MODELS: dict[tuple[str, str], type[_Strict]] = {
     ("AZURE", "CLIENT_SECRET"): AzureClientSecret,
     ("OPENAI", "API_KEY"): OpenAiApiKey,
     ("ANTHROPIC", "API_KEY"): AnthropicApiKey,
+    ("OPENAI", "ADMIN_KEY"): OpenAiAdminKey,
+    ("ANTHROPIC", "ADMIN_KEY"): AnthropicAdminKey,
 }
 
 
@@ -325,6 +366,8 @@ class FormatValidator:
     """The default: format checks only, no network."""
 
     def check(self, secret: ValidatedSecret) -> str:
+        if secret.credential_type == "ADMIN_KEY":
+            return check_admin_key(secret)
         return "NOT_APPLICABLE" if secret.payload is None else "FORMAT_VALID"
 
 
@@ -342,6 +385,8 @@ class LiveValidator:
     def check(self, secret: ValidatedSecret) -> str:
         if secret.payload is None:
             return "NOT_APPLICABLE"
+        if secret.credential_type == "ADMIN_KEY":
+            return check_admin_key(secret)
         try:
             accepted = self.probe(secret)
         except ValueError:
@@ -424,3 +469,39 @@ def validator_for(mode: str | None, live_enabled: bool) -> CredentialValidator:
     raise unprocessable(
         "validation_failed", "validate: must be 'format' or 'live'", field="validate"
     )
+
+
+def check_admin_key(secret: ValidatedSecret) -> str:
+    """GenAI admin keys are always checked live before they are stored: one cheap call.
+
+    422 naming what is wrong (revoked or unknown, not an admin key); 503 if the
+    provider can't be reached. The provider's base URL is a setting.
+    """
+    from shared.deps import deps
+    from shared.sources.admin_api import AdminApiError, probe_admin_key
+
+    settings = deps().settings
+    base = (
+        settings.openai_admin_api_base
+        if secret.provider == "OPENAI"
+        else settings.anthropic_admin_api_base
+    )
+    key = str((secret.payload or {}).get("admin_key", ""))
+    try:
+        probe_admin_key(secret.provider, key, base, settings.genai_api_timeout_seconds)
+    except AdminApiError as exc:
+        if exc.code == "credential_rejected":
+            raise unprocessable(
+                "credentials_rejected",
+                f"credentials.admin_key: {secret.provider} rejected the key: revoked or unknown",
+                field="credentials.admin_key",
+            ) from None
+        if exc.code == "credential_not_admin":
+            raise unprocessable(
+                "credentials_rejected",
+                f"credentials.admin_key: {secret.provider} says this is not an admin key "
+                "(it may not read the organization's costs)",
+                field="credentials.admin_key",
+            ) from None
+        raise unavailable("the provider could not be reached to validate the admin key") from None
+    return "LIVE_VALID"

@@ -1,0 +1,1 @@
+"""Anthropic: organization cost report and messages usage (Admin API) into FOCUS."""

@@ -1,0 +1,1 @@
+"""OpenAI: organization costs and completions usage (Admin API) into FOCUS."""
