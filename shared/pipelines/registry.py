@@ -80,6 +80,10 @@ STEP_TYPES: dict[str, StepType] = {
         StepType("focus.convert_gcp", f"{_STEPS}.focus:convert_gcp", writes=True),
         # The exact FOCUS proofs of a run's window (reconciliation, nulls, enums).
         StepType("focus.check", f"{_STEPS}.focus:check_gcp"),
+        # OpenAI / Anthropic admin APIs -> raw -> FOCUS -> per-day reconciliation.
+        StepType("genai.extract", f"{_STEPS}.genai:extract"),
+        StepType("genai.convert", f"{_STEPS}.genai:convert", writes=True),
+        StepType("genai.check", f"{_STEPS}.genai:check"),
     )
 }
 
