@@ -135,6 +135,7 @@ TEST_TABLES: dict[str, Columns] = {
 # (shared/pipelines/steps/gcp_billing.py).
 _DRYRUN = re.compile(r"^_dryrun_[0-9a-f]+$")
 _STAGING = re.compile(rf"^_stg_{RAW_TABLE}_[0-9a-f]+$")
+_GENAI_STAGING = re.compile(r"^_stg_((?:openai|anthropic)_[a-z]+_raw)_[0-9a-f]+$")
 _EXPORT = re.compile(r"^gcp_billing_export_(resource_)?v1_[A-Za-z0-9_]+$")
 
 
@@ -167,6 +168,10 @@ def tenant_columns(name: str) -> Columns | None:
         return tuple(
             c for c in columns_of(catalog.tenant[RAW_TABLE].schema_) if c[0] not in LINEAGE
         )
+    genai = _GENAI_STAGING.match(name)
+    if genai and genai[1] in catalog.tenant:
+        # The GenAI extract's staging copies (shared/pipelines/steps/genai.py).
+        return tuple(c for c in columns_of(catalog.tenant[genai[1]].schema_) if c[0] not in LINEAGE)
     return TEST_TABLES.get(name)
 
 
