@@ -220,7 +220,10 @@ def convert(ctx: StepContext) -> StepResult:
     )
     select = mapping_sql(ctx, name)
     # The mapping's output names, read by sqlglot: the .sql stays the one source.
-    columns = sqlglot.parse_one(select, read="bigquery").named_selects
+    parsed = sqlglot.parse_one(select, read="bigquery")
+    if not isinstance(parsed, sqlglot.exp.Query):
+        raise StepError("mapping_invalid", f"the {name} mapping is not a query")
+    columns = parsed.named_selects
     extra = ["x_focus_version", "x_run_date", "x_run_id", "x_ingested_at"]
     names = ", ".join(f"`{c}`" for c in [*columns, *extra])
     sql = (
