@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from functions.quota import quota
     from functions.stripe_webhook import stripe_webhook
     from functions.trigger import trigger
+    from functions.members import members
+    from functions.audit import audit
 
 FUNCTION_NAMES = (
     "onboard",
@@ -29,6 +31,8 @@ FUNCTION_NAMES = (
     "trigger",
     "quota",
     "admin",
+    "members",
+    "audit",
 )
 
 __all__ = [
@@ -40,6 +44,8 @@ __all__ = [
     "quota",
     "stripe_webhook",
     "trigger",
+    "members",
+    "audit",
 ]
 
 

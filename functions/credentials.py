@@ -6,6 +6,7 @@ import flask
 import functions_framework
 
 from shared.http import ApiRequest, Reply, Routes, require_tenant, serve
+from shared.tenancy.roles import Role
 from shared.vault import credentials as vault
 from shared.vault import provider_configs
 from shared.vault.credential_validation import (
@@ -24,7 +25,7 @@ def _validator(request: ApiRequest) -> CredentialValidator:
     return validator_for(request.raw.args.get("validate"), live_enabled)
 
 
-@routes.route("/", methods=["POST"])
+@routes.route("/", methods=["POST"], role=Role.ADMIN)
 def create_credential(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(CreateCredentialRequest)
@@ -35,13 +36,13 @@ def create_credential(request: ApiRequest) -> Reply:
     return Reply(credential, status=201 if created else 200)
 
 
-@routes.route("/", methods=["GET"])
+@routes.route("/", methods=["GET"], role=Role.VIEWER)
 def list_credentials(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply({"credentials": vault.list_credentials(request.deps, tenant_id)})
 
 
-@routes.route("/platform-identity", methods=["GET"])
+@routes.route("/platform-identity", methods=["GET"], role=Role.VIEWER)
 def get_platform_identity(request: ApiRequest) -> Reply:
     """What the tenant's AWS role and Entra app must trust (issuer, subject, audience)."""
     tenant_id = require_tenant(request).tenant_id
@@ -50,19 +51,19 @@ def get_platform_identity(request: ApiRequest) -> Reply:
     return Reply(platform_identity(request.deps.settings, tenant_id))
 
 
-@routes.route("/<credential_id>", methods=["GET"])
+@routes.route("/<credential_id>", methods=["GET"], role=Role.VIEWER)
 def get_credential(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(vault.get_credential(request.deps, tenant_id, request.args["credential_id"]))
 
 
-@routes.route("/<credential_id>", methods=["DELETE"])
+@routes.route("/<credential_id>", methods=["DELETE"], role=Role.ADMIN)
 def delete_credential(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(vault.delete_credential(request.deps, tenant_id, request.args["credential_id"]))
 
 
-@routes.route("/<credential_id>/rotate", methods=["POST"])
+@routes.route("/<credential_id>/rotate", methods=["POST"], role=Role.ADMIN)
 def rotate_credential(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(RotateCredentialRequest)
@@ -76,26 +77,26 @@ def rotate_credential(request: ApiRequest) -> Reply:
     return Reply(rotated)
 
 
-@routes.route("/provider-configs", methods=["POST"])
+@routes.route("/provider-configs", methods=["POST"], role=Role.ADMIN)
 def create_provider_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(CreateProviderConfigRequest)
     return Reply(provider_configs.create_config(request.deps, tenant_id, body), status=201)
 
 
-@routes.route("/provider-configs", methods=["GET"])
+@routes.route("/provider-configs", methods=["GET"], role=Role.VIEWER)
 def list_provider_configs(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply({"provider_configs": provider_configs.list_configs(request.deps, tenant_id)})
 
 
-@routes.route("/provider-configs/<config_id>", methods=["GET"])
+@routes.route("/provider-configs/<config_id>", methods=["GET"], role=Role.VIEWER)
 def get_provider_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(provider_configs.get_config(request.deps, tenant_id, request.args["config_id"]))
 
 
-@routes.route("/provider-configs/<config_id>", methods=["PUT"])
+@routes.route("/provider-configs/<config_id>", methods=["PUT"], role=Role.ADMIN)
 def replace_provider_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(ProviderConfigFields)
@@ -105,7 +106,7 @@ def replace_provider_config(request: ApiRequest) -> Reply:
     return Reply(replaced)
 
 
-@routes.route("/provider-configs/<config_id>", methods=["DELETE"])
+@routes.route("/provider-configs/<config_id>", methods=["DELETE"], role=Role.ADMIN)
 def delete_provider_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     deleted = provider_configs.delete_config(request.deps, tenant_id, request.args["config_id"])

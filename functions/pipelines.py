@@ -7,11 +7,12 @@ import functions_framework
 
 from shared.http import ApiRequest, Reply, Routes, parse_model, require_tenant, serve
 from shared.scheduling import configs, history, manual
+from shared.tenancy.roles import Role
 
 routes = Routes()
 
 
-@routes.route("/configs", methods=["POST"])
+@routes.route("/configs", methods=["POST"], role=Role.EDITOR)
 def create_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(configs.PipelineConfigRequest)
@@ -20,19 +21,19 @@ def create_config(request: ApiRequest) -> Reply:
     return Reply(config, status=201 if created else 200)
 
 
-@routes.route("/configs", methods=["GET"])
+@routes.route("/configs", methods=["GET"], role=Role.VIEWER)
 def list_configs(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply({"configs": configs.list_configs(request.deps, tenant_id)})
 
 
-@routes.route("/configs/<config_id>", methods=["GET"])
+@routes.route("/configs/<config_id>", methods=["GET"], role=Role.VIEWER)
 def get_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(configs.get_config(request.deps, tenant_id, request.args["config_id"]))
 
 
-@routes.route("/configs/<config_id>", methods=["PUT"])
+@routes.route("/configs/<config_id>", methods=["PUT"], role=Role.EDITOR)
 def replace_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(configs.PipelineConfigRequest)
@@ -40,7 +41,7 @@ def replace_config(request: ApiRequest) -> Reply:
     return Reply(configs.update_config(request.deps, tenant_id, request.args["config_id"], changes))
 
 
-@routes.route("/configs/<config_id>", methods=["PATCH"])
+@routes.route("/configs/<config_id>", methods=["PATCH"], role=Role.EDITOR)
 def patch_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(configs.PipelineConfigPatch)
@@ -48,13 +49,13 @@ def patch_config(request: ApiRequest) -> Reply:
     return Reply(configs.update_config(request.deps, tenant_id, request.args["config_id"], changes))
 
 
-@routes.route("/configs/<config_id>", methods=["DELETE"])
+@routes.route("/configs/<config_id>", methods=["DELETE"], role=Role.EDITOR)
 def delete_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(configs.delete_config(request.deps, tenant_id, request.args["config_id"]))
 
 
-@routes.route("/runs", methods=["POST"])
+@routes.route("/runs", methods=["POST"], role=Role.EDITOR)
 def start_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(manual.StartRunRequest)
@@ -63,26 +64,26 @@ def start_run(request: ApiRequest) -> Reply:
     return Reply(started, status=202 if created else 200)
 
 
-@routes.route("/runs", methods=["GET"])
+@routes.route("/runs", methods=["GET"], role=Role.VIEWER)
 def list_runs(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     filters = parse_model(history.RunFilters, request.raw.args.to_dict())
     return Reply(history.list_runs(request.deps, tenant_id, filters))
 
 
-@routes.route("/runs/<run_id>", methods=["GET"])
+@routes.route("/runs/<run_id>", methods=["GET"], role=Role.VIEWER)
 def get_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(history.get_run(request.deps, tenant_id, request.args["run_id"]))
 
 
-@routes.route("/runs/<run_id>/cancel", methods=["POST"])
+@routes.route("/runs/<run_id>/cancel", methods=["POST"], role=Role.EDITOR)
 def cancel_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(manual.cancel(request.deps, tenant_id, request.args["run_id"]), status=202)
 
 
-@routes.route("/runs/<run_id>/retry", methods=["POST"])
+@routes.route("/runs/<run_id>/retry", methods=["POST"], role=Role.EDITOR)
 def retry_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     retried, created = manual.retry(request.deps, tenant_id, request.args["run_id"])

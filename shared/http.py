@@ -25,6 +25,7 @@ from shared.platform.errors import ApiError, bad_request, forbidden, unauthorize
 from shared.platform.logs import configure_logging, request_id_var, trace_var
 from shared.platform.secrets import ADMIN_API_KEY, API_KEY_PEPPER, require
 from shared.tenancy.api_keys import Principal, authenticate_key
+from shared.tenancy.roles import Role, allows, missing_role
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,10 @@ class ApiRequest:
     args: dict[str, str]
     deps: Deps
     _body: bytes | None = None
+    # The least role the matched route admits (None: not a tenant route).
+    required_role: Role | None = None
+    # Set by require_tenant: who made the request, for the audit trail.
+    principal: Principal | None = None
 
     def header(self, name: str) -> str | None:
         return self.raw.headers.get(name)
@@ -276,12 +281,17 @@ class Routes:
     def __init__(self) -> None:
         self.map = Map(strict_slashes=False, merge_slashes=True)
         self.handlers: dict[str, Handler] = {}
+        # The least member role each handler admits; None for admin/webhook routes.
+        self.roles: dict[Handler, Role | None] = {}
 
-    def route(self, rule: str, methods: list[str]) -> Callable[[Handler], Handler]:
+    def route(
+        self, rule: str, methods: list[str], role: Role | None = None
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             endpoint = f"{handler.__name__}:{rule}"
             self.map.add(Rule(rule, endpoint=endpoint, methods=methods))
             self.handlers[endpoint] = handler
+            self.roles[handler] = role
             return handler
 
         return register
@@ -367,13 +377,17 @@ def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.R
     trace_token = trace_var.set(trace)
     cors = _cors_headers(request, current.settings.frontend_origins)
     status, error_code = 503, None
+    api_request: ApiRequest | None = None
     try:
         if request.method == "OPTIONS":
             preflight = flask.Response(status=204)
             preflight.headers.update(cors)
             return preflight
         handler, args = routes.match(request.path, request.method)
-        reply = handler(ApiRequest(raw=request, args=args, deps=current))
+        api_request = ApiRequest(
+            raw=request, args=args, deps=current, required_role=routes.roles.get(handler)
+        )
+        reply = handler(api_request)
         status, body, headers = reply.status, reply.body, reply.headers
     except ApiError as err:
         status, body, headers, error_code = err.status, err.body(), err.headers, err.code
@@ -395,6 +409,17 @@ def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.R
                 "detail": "the request could not be completed; retry later",
             }
     finally:
+        if api_request is not None and api_request.principal is not None:
+            from shared.tenancy.audit_trail import record_request
+
+            record_request(
+                api_request,
+                function_name=function_name,
+                handler=handler,
+                status=status,
+                error_code=error_code,
+                body=body,
+            )
         if request.method != "OPTIONS":
             log.info(
                 "request",
@@ -489,6 +514,11 @@ def require_tenant(request: ApiRequest, tenant_id: str | None = None) -> Princip
         now=current.clock(),
         client=client_address(request.raw),
     )
+    request.principal = principal  # audited from here on, refusals included
     if tenant_id is not None and tenant_id != principal.tenant_id:
         raise forbidden("the API key does not belong to this tenant")
+    # A tenant route that names no role is OWNER-only: a new route fails closed.
+    required = request.required_role or Role.OWNER
+    if not allows(principal.role, required):
+        raise missing_role(required, principal.role)
     return principal

@@ -8,6 +8,8 @@ locals {
     onboard        = "Runs the onboard function."
     pipelines      = "Runs the pipelines function."
     quota          = "Runs the quota function."
+    audit          = "Runs the audit function."
+    members        = "Runs the members function."
     runner         = "Runs the pipeline runner Cloud Run job; tenants grant it read on their billing exports."
     scheduler      = "Cloud Scheduler's identity: signs the OIDC token of the trigger tick."
     stripe_webhook = "Runs the stripe_webhook function."
@@ -98,6 +100,8 @@ locals {
     { sa = "onboard", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
     { sa = "pipelines", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
     { sa = "quota", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query" },
+    { sa = "audit", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query" },
+    { sa = "members", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
     { sa = "runner", scope = "project", role = "roles/bigquery.jobUser", why = "pipeline steps and run claims" },
     { sa = "stripe_webhook", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
     { sa = "trigger", scope = "project", role = "roles/bigquery.jobUser", why = "admission and reaping DML" },
@@ -115,6 +119,8 @@ locals {
     { sa = "credentials", scope = "central_dataset", role = "WRITER", why = "tenant_cloud_credentials, tenant_provider_configs, usage counters" },
     { sa = "pipelines", scope = "central_dataset", role = "WRITER", why = "tenant_pipeline_configs, manual runs, admission" },
     { sa = "quota", scope = "central_dataset", role = "READER", why = "quota_report reads subscriptions and usage; auth reads api keys" },
+    { sa = "audit", scope = "central_dataset", role = "READER", why = "audit_trail.list_entries reads tenant_audit_log; auth reads api keys and members" },
+    { sa = "members", scope = "central_dataset", role = "WRITER", why = "tenant_members, tenant_invitations, seat reservations, member keys, audit rows" },
     { sa = "runner", scope = "central_dataset", role = "WRITER", why = "run claim, heartbeat, step logs, DQ results" },
     { sa = "trigger", scope = "central_dataset", role = "WRITER", why = "admission, run rows, next_run_time, reaping" },
     # Tenant key ring: key lifecycle by custom role; encrypt or decrypt only where the code does.

@@ -47,6 +47,20 @@ locals {
       secrets         = ["API_KEY_PEPPER"]
       timeout_seconds = 120
     }
+    # Tenant endpoint (X-API-Key -> pepper): the audit trail (issue 21).
+    audit = {
+      description     = "A tenant's audit trail (OWNER and ADMIN)."
+      invokers        = var.frontend_invokers
+      secrets         = ["API_KEY_PEPPER"]
+      timeout_seconds = 60
+    }
+    # Tenant endpoint (X-API-Key -> pepper); accepting an invitation issues a key (pepper).
+    members = {
+      description     = "Team members, roles and invitations."
+      invokers        = var.frontend_invokers
+      secrets         = ["API_KEY_PEPPER"]
+      timeout_seconds = 60
+    }
     # Tenant endpoint (X-API-Key -> pepper).
     quota = {
       description     = "Plan limits, usage and warnings of the calling tenant."

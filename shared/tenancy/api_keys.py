@@ -93,6 +93,9 @@ class Principal:
     tenant_status: str
     # When the key stops working (rotation overlap); None while it has no end.
     expires_at: dt.datetime | None = None
+    # The member the key belongs to; a key issued before members existed is its owner's.
+    member_id: str | None = None
+    role: str = "OWNER"
 
 
 @dataclass(frozen=True)
@@ -108,14 +111,19 @@ def insert_key(
     tenant_id: str,
     now: dt.datetime,
     created_by: str,
+    *,
+    member_id: str | None = None,
 ) -> IssuedKey:
     """A new ACTIVE key, inserted by DML so that rotation and revocation may UPDATE it."""
+    from shared.platform.warehouse import Typed  # with the warehouse, not at import
+
     key = generate_key(tenant_id, pepper)
     issued = IssuedKey(key=key, key_id=f"key_{uuid.uuid4().hex}", key_prefix=key_prefix(key))
     warehouse.execute(
         f"INSERT INTO {warehouse.central('tenant_api_keys')} "
-        "(key_id, tenant_id, key_hash, key_prefix, status, created_at, created_by) "
-        "VALUES (@key_id, @tenant_id, @key_hash, @key_prefix, 'ACTIVE', @now, @created_by)",
+        "(key_id, tenant_id, key_hash, key_prefix, status, created_at, created_by, member_id) "
+        "VALUES (@key_id, @tenant_id, @key_hash, @key_prefix, 'ACTIVE', @now, @created_by, "
+        "@member_id)",
         {
             "key_id": issued.key_id,
             "tenant_id": tenant_id,
@@ -123,6 +131,7 @@ def insert_key(
             "key_prefix": issued.key_prefix,
             "now": now,
             "created_by": created_by,
+            "member_id": Typed("STRING", member_id),
         },
         component="api_keys",
         tenant_id=tenant_id,
@@ -296,6 +305,18 @@ class AuthCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def forget_member(self, tenant_id: str, member_id: str) -> None:
+        """Drops every cached key of one member (removed, or its role changed)."""
+        with self._lock:
+            for key_hash, entry in list(self._entries.items()):
+                principal = entry.principal
+                if (
+                    principal is not None
+                    and principal.tenant_id == tenant_id
+                    and principal.member_id == member_id
+                ):
+                    del self._entries[key_hash]
+
     def forget_tenant(self, tenant_id: str, key_id: str | None = None) -> None:
         with self._lock:
             for key_hash, entry in list(self._entries.items()):
@@ -306,14 +327,27 @@ class AuthCache:
                     del self._entries[key_hash]
 
 
+def owner_member_id_sql(key_alias: str) -> str:
+    """SQL for a key's member: its own, or (keys from before members) the first owner's."""
+    return f"COALESCE({key_alias}.member_id, CONCAT('mem_', {key_alias}.tenant_id, '_0'))"
+
+
 def lookup(warehouse: Warehouse, key_hash: str, now: dt.datetime) -> Principal | None:
+    # One statement: the key, its tenant's status and its member's role. A key
+    # from before members existed (member_id NULL) is the owner's, whether or
+    # not the owner's member row was written yet (docs/decisions.md, Team).
+    member = owner_member_id_sql("k")
     rows = warehouse.query(
-        "SELECT k.key_id, k.tenant_id, k.expires_at, p.status AS tenant_status "
+        "SELECT k.key_id, k.tenant_id, k.expires_at, p.status AS tenant_status, "
+        f"{member} AS member_id, COALESCE(m.role, 'OWNER') AS role "
         f"FROM {warehouse.central('tenant_api_keys')} AS k "
         f"JOIN {warehouse.central('tenant_profiles')} AS p ON p.tenant_id = k.tenant_id "
+        f"LEFT JOIN {warehouse.central('tenant_members')} AS m "
+        f"ON m.tenant_id = k.tenant_id AND m.member_id = {member} "
         "WHERE k.key_hash = @key_hash AND k.status = 'ACTIVE' "
         "AND (k.expires_at IS NULL OR k.expires_at > @now) "
-        "AND p.onboarding_state = 'COMPLETE' LIMIT 1",
+        "AND p.onboarding_state = 'COMPLETE' "
+        "AND (m.status = 'ACTIVE' OR (m.member_id IS NULL AND k.member_id IS NULL)) LIMIT 1",
         {"key_hash": key_hash, "now": now},
         component="auth",
         maximum_bytes_billed=LOOKUP_MAX_BYTES,
@@ -322,7 +356,12 @@ def lookup(warehouse: Warehouse, key_hash: str, now: dt.datetime) -> Principal |
         return None
     row = rows[0]
     return Principal(
-        str(row["tenant_id"]), str(row["key_id"]), str(row["tenant_status"]), row["expires_at"]
+        str(row["tenant_id"]),
+        str(row["key_id"]),
+        str(row["tenant_status"]),
+        row["expires_at"],
+        member_id=str(row["member_id"]),
+        role=str(row["role"]),
     )
 
 

@@ -59,6 +59,8 @@ SECRETS_READ_BY = {
     "stripe_webhook": {"API_KEY_PEPPER", "STRIPE_WEBHOOK_SECRET"},
     "trigger": {"ADMIN_API_KEY"},
     "runner": set(),
+    "members": {"API_KEY_PEPPER"},
+    "audit": {"API_KEY_PEPPER"},
 }
 # Tables whose loss loses money or keys.
 MONEY_OR_KEY_TABLES = {
