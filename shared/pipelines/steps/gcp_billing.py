@@ -10,9 +10,10 @@ Contract (StepFn, registered by the executor as step type `gcp_billing.extract`)
     - StepError codes: `provider_config_missing`, `credential_missing`,
       `source_not_found` (permanent), `bigquery_unavailable` (transient).
 
-Which rows a run date D covers (its *window*, the same predicate everywhere):
-    DATE(usage_start_time) BETWEEN D - lookback_days AND D
-    OR DATE(export_time) BETWEEN D - lookback_days AND D          (UTC dates)
+Which rows a run covers (its *window*, the same predicate everywhere), for a run
+over the data dates F..D (F = D for a scheduled run, a backfill's range otherwise):
+    DATE(usage_start_time) BETWEEN F - lookback_days AND D
+    OR DATE(export_time) BETWEEN F - lookback_days AND D          (UTC dates)
 The first clause re-reads the last few usage days, whose rows keep arriving for
 a day or two; the second picks up late corrections Google exports later for
 older usage dates. A run REPLACES the raw rows of its config that match the
@@ -73,10 +74,24 @@ BIGQUERY_SCOPE = "https://www.googleapis.com/auth/bigquery"
 
 # One window predicate, applied to the source, the raw table and focus_cost alike
 # (with their own column names), so every step agrees on what a run date owns.
+# A run covers @date_from..@date_to (one day for a scheduled run, the range for a
+# backfill); the window widens it by the lookback.
 WINDOW = (
-    "(DATE({start}) BETWEEN DATE_SUB(@run_date, INTERVAL @lookback_days DAY) AND @run_date "
-    "OR DATE({export}) BETWEEN DATE_SUB(@run_date, INTERVAL @lookback_days DAY) AND @run_date)"
+    "(DATE({start}) BETWEEN DATE_SUB(@date_from, INTERVAL @lookback_days DAY) AND @date_to "
+    "OR DATE({export}) BETWEEN DATE_SUB(@date_from, INTERVAL @lookback_days DAY) AND @date_to)"
 )
+
+
+def window_params(ctx: StepContext) -> dict[str, Any]:
+    """The window's parameters from the run (its dates) and the step (`lookback_days`)."""
+    lookback = int(ctx.params.get("lookback_days", DEFAULT_LOOKBACK_DAYS))
+    if lookback < 0 or lookback > 60:
+        raise StepError("invalid_parameter", "lookback_days must be between 0 and 60")
+    return {
+        "date_from": ctx.run.first_date,
+        "date_to": ctx.run.run_date,
+        "lookback_days": lookback,
+    }
 
 
 def _num(expr: str) -> str:
@@ -223,12 +238,12 @@ def _credential_type(ctx: StepContext, credential_id: str) -> str:
     return str(rows[0]["credential_type"])
 
 
-def _params(ctx: StepContext, credential_id: str | None, lookback: int) -> dict[str, Any]:
+def _params(ctx: StepContext, credential_id: str | None) -> dict[str, Any]:
     from shared.platform.warehouse import Typed
 
     return {
+        **window_params(ctx),
         "run_date": ctx.run.run_date,
-        "lookback_days": lookback,
         "tenant_id": ctx.run.tenant_id,
         "pipeline_id": ctx.run.config_id,
         "credential_id": Typed("STRING", credential_id),
@@ -242,16 +257,13 @@ def extract(ctx: StepContext) -> StepResult:
     deps = ctx.deps
     config = provider_config(ctx)
     credential_id = config.get("credential_id") or run.credential_id
-    lookback = int(ctx.params.get("lookback_days", DEFAULT_LOOKBACK_DAYS))
-    if lookback < 0 or lookback > 60:
-        raise StepError("invalid_parameter", "lookback_days must be between 0 and 60")
     source = quote_table(
         config["source_project_id"],
         config["billing_export_dataset"],
         config["billing_export_table"],
     )
     raw_table = deps.warehouse.table(run.dataset_id, RAW_TABLE)
-    params = _params(ctx, credential_id, lookback)
+    params = _params(ctx, credential_id)
     kind = _credential_type(ctx, credential_id) if credential_id else "WORKLOAD_IDENTITY"
     try:
         if kind == "SERVICE_ACCOUNT" and credential_id is not None:
@@ -317,7 +329,7 @@ def _extract_with_key(
     client = source_client(deps, key, str(key.get("project_id") or deps.settings.gcp_project))
     del key
     # The same labels and byte cap as every other job of the step.
-    config = step_job_config(ctx, {k: params[k] for k in ("run_date", "lookback_days")})
+    config = step_job_config(ctx, {k: params[k] for k in ("date_from", "date_to", "lookback_days")})
     select = source_select_sql(source)
     record_statement(select, config, project=client.project, central_dataset=None)
     rows = client.query(select, job_config=config).result()
