@@ -38,7 +38,8 @@ def _load(current: Deps, run_id: str) -> dict[str, Any] | None:
     """The claimed run with its config, dataset and plan limit, in one read."""
     warehouse = current.warehouse
     rows = warehouse.query(
-        "SELECT r.run_id, r.tenant_id, r.config_id, r.pipeline, r.run_date, r.attempt, "
+        "SELECT r.run_id, r.tenant_id, r.config_id, r.pipeline, r.run_date, r.date_from, "
+        "r.attempt, "
         "c.parameters_json, c.provider_config_id, c.credential_id, p.dataset_id, s.plan "
         f"FROM {warehouse.central('tenant_pipeline_runs')} AS r "
         f"JOIN {warehouse.central('tenant_pipeline_configs')} AS c ON c.config_id = r.config_id "
@@ -67,6 +68,7 @@ def _context(row: dict[str, Any]) -> RunContext:
         credential_id=row["credential_id"],
         max_bytes_billed=plan.max_bytes_billed if plan else None,
         attempt=int(row["attempt"] or 1),
+        date_from=row["date_from"],
     )
 
 

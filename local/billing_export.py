@@ -468,7 +468,11 @@ def create_export_table(client: bigquery.Client, table_id: str) -> bigquery.Tabl
     project, dataset, _ = table_id.split(".")
     client.create_dataset(f"{project}.{dataset}", exists_ok=True)
     table = bigquery.Table(table_id, schema=export_schema())
-    table.time_partitioning = bigquery.TimePartitioning(field="usage_start_time")
+    # Google partitions the export by ingestion time (_PARTITIONTIME, the day a row
+    # was appended: its export_time's day). bqemulator has no ingestion-time
+    # partitions (it reads _PARTITIONTIME as the current time), so the local export
+    # is partitioned on export_time, which the extract treats as the same partition.
+    table.time_partitioning = bigquery.TimePartitioning(field="export_time")
     try:
         return client.create_table(table)
     except gexc.Conflict:

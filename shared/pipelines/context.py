@@ -32,6 +32,14 @@ class RunContext:
     # Every query job of the run is capped at this many billed bytes (the plan's limit).
     max_bytes_billed: int | None = None
     attempt: int = 1
+    # A backfill's first data date; None: the run covers run_date alone. run_date is
+    # always the last data date, so a run covers date_from..run_date.
+    date_from: dt.date | None = None
+
+    @property
+    def first_date(self) -> dt.date:
+        """The first data date the run covers (its run_date unless it is a backfill)."""
+        return self.date_from or self.run_date
 
 
 @dataclass

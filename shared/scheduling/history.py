@@ -22,7 +22,7 @@ _CURSOR_MAX = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 _COLUMNS = (
     "run_id, config_id, pipeline, state, trigger, scheduled_for, run_date, attempt, retry_of, "
     "skip_reason, cancel_requested, admitted_at, started_at, finished_at, rows_written, "
-    "error_code, error_message, created_at"
+    "error_code, error_message, created_at, date_from, date_to"
 )
 
 
@@ -45,6 +45,9 @@ class RunFilters(BaseModel):
 def run_view(row: dict[str, Any]) -> dict[str, Any]:
     view = {k: row.get(k) for k in _COLUMNS.split(", ")}
     view["cancel_requested"] = bool(row.get("cancel_requested"))
+    # Runs written before ranged runs existed cover their run_date alone.
+    view["date_from"] = row.get("date_from") or row.get("run_date")
+    view["date_to"] = row.get("date_to") or row.get("run_date")
     return view
 
 
@@ -83,11 +86,12 @@ def list_runs(deps: Deps, tenant_id: str, filters: RunFilters) -> dict[str, Any]
         if value is not None:
             where.append(f"{name} = @{name}")
             params[name] = value
+    # A run matches when the data dates it covers overlap the filter's dates.
     if filters.date_from is not None:
-        where.append("run_date >= @date_from")
+        where.append("IFNULL(date_to, run_date) >= @date_from")
         params["date_from"] = filters.date_from
     if filters.date_to is not None:
-        where.append("run_date <= @date_to")
+        where.append("IFNULL(date_from, run_date) <= @date_to")
         params["date_to"] = filters.date_to
     if filters.cursor:
         created, run_id = _decode_cursor(filters.cursor)

@@ -1,12 +1,12 @@
-"""Runs a tenant asks for: a manual run, a backfill (one run per date) or a retry, admitted like
-scheduled runs (all or nothing) and enqueued at once."""
+"""Runs a tenant asks for: a manual run, a backfill (ONE run over a date range) or a retry,
+admitted like scheduled runs and enqueued at once."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from shared.deps import Deps
 from shared.platform.errors import ApiError, conflict, not_found
@@ -14,11 +14,14 @@ from shared.scheduling import admission, configs, runs
 from shared.scheduling.history import get_retry_source, get_run_row, run_view
 from shared.tenancy.quota import refusal, usage_snapshot
 
-MAX_BACKFILL_DAYS = 31
+# A backfill is one run, counted once, whatever its length. The cap bounds what one
+# run may scan and replace: a bit more than a year, so "last year plus this month"
+# of history is one request.
+MAX_RANGE_DAYS = 400
 
 
 class StartRunRequest(BaseModel):
-    """`run_date` for one run, or `date_from`..`date_to` (inclusive) for a backfill."""
+    """`run_date` for one day, or `date_from`..`date_to` (inclusive) for one run over a range."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -27,29 +30,37 @@ class StartRunRequest(BaseModel):
     date_from: dt.date | None = None
     date_to: dt.date | None = None
 
+    @field_validator("date_to")
+    @classmethod
+    def _range(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("date_from")
+        if value is None or start is None:
+            return value
+        if value < start:
+            raise ValueError("date_to is before date_from")
+        if (value - start).days + 1 > MAX_RANGE_DAYS:
+            raise ValueError(f"a run covers at most {MAX_RANGE_DAYS} days")
+        return value
+
     @model_validator(mode="after")
     def _one_way(self) -> StartRunRequest:
         ranged = self.date_from is not None or self.date_to is not None
         if ranged and self.run_date is not None:
             raise ValueError("give run_date or date_from/date_to, not both")
-        if ranged:
-            if self.date_from is None or self.date_to is None:
-                raise ValueError("a backfill needs both date_from and date_to")
-            if self.date_to < self.date_from:
-                raise ValueError("date_to is before date_from")
-            if (self.date_to - self.date_from).days + 1 > MAX_BACKFILL_DAYS:
-                raise ValueError(f"a backfill covers at most {MAX_BACKFILL_DAYS} days")
+        if ranged and (self.date_from is None or self.date_to is None):
+            raise ValueError("a backfill needs both date_from and date_to")
         return self
 
     def defaulted_date(self) -> bool:
         """No date given: the run is for yesterday, whichever day that is."""
         return self.run_date is None and self.date_from is None
 
-    def dates(self, today: dt.date) -> list[dt.date]:
+    def window(self, today: dt.date) -> tuple[dt.date, dt.date]:
+        """The first and last data date of the run (both yesterday when no date is given)."""
         if self.date_from is not None and self.date_to is not None:
-            days = (self.date_to - self.date_from).days + 1
-            return [self.date_from + dt.timedelta(days=i) for i in range(days)]
-        return [self.run_date or today - dt.timedelta(days=1)]
+            return self.date_from, self.date_to
+        day = self.run_date or today - dt.timedelta(days=1)
+        return day, day
 
 
 def _admit_and_enqueue(deps: Deps, tenant_id: str, ids: list[str]) -> None:
@@ -75,23 +86,24 @@ def _admit_and_enqueue(deps: Deps, tenant_id: str, ids: list[str]) -> None:
         deps.task_queue.enqueue_run(run_id)
 
 
-def _replay(
-    deps: Deps, tenant_id: str, key: str, body: StartRunRequest, new_runs: list[runs.NewRun]
-) -> list[str]:
-    """The runs an earlier request with this Idempotency-Key made, if it asked for the same;
+def _replay(deps: Deps, tenant_id: str, body: StartRunRequest, new: runs.NewRun) -> list[str]:
+    """The run an earlier request with this Idempotency-Key made, if it asked for the same;
     a 409 naming the header if it asked for something else."""
-    possible = runs.keyed_run_ids(tenant_id, key, MAX_BACKFILL_DAYS)
-    rows = {r["run_id"]: r for r in runs.runs_by_id(deps.warehouse, tenant_id, possible)}
-    earlier = [rows[run_id] for run_id in possible if run_id in rows]
+    earlier = runs.runs_by_id(deps.warehouse, tenant_id, [new.run_id])
     if not earlier:
         # The first request was refused (and discarded its runs) after our insert found them.
         raise conflict(
             "a request with this Idempotency-Key was refused meanwhile; send it again",
             field="Idempotency-Key",
         )
-    same = [r["config_id"] for r in earlier] == [r.config_id for r in new_runs] and (
+    first = earlier[0]
+    same = first["config_id"] == new.config_id and (
         # Without run_date the date is "yesterday": a replay on a later day is the same request.
-        body.defaulted_date() or [r["run_date"] for r in earlier] == [r.run_date for r in new_runs]
+        body.defaulted_date()
+        or (
+            (first["date_from"] or first["run_date"], first["run_date"])
+            == (new.date_from or new.run_date, new.run_date)
+        )
     )
     if not same:
         raise conflict(
@@ -108,35 +120,41 @@ def _replay(
 def start(
     deps: Deps, tenant_id: str, body: StartRunRequest, idempotency_key: str | None = None
 ) -> tuple[dict[str, Any], bool]:
-    """The runs (and whether they are new). With an Idempotency-Key a retried request gets
-    the runs the first one started, never admitted or charged twice."""
+    """One run over the requested dates (and whether it is new), admitted as one run: one
+    unit of the daily and monthly quota, one concurrency slot. With an Idempotency-Key a
+    retried request gets the run the first one started, never admitted or charged twice."""
     # A paused config (is_active false) only stops its schedule; it still runs on demand.
     config = configs.config_row(deps, tenant_id, body.config_id)
     now = deps.clock()
-    dates = body.dates(now.astimezone(dt.UTC).date())
-    if idempotency_key:
-        ids = runs.keyed_run_ids(tenant_id, idempotency_key, len(dates))
-    else:
-        ids = [runs.manual_run_id() for _ in dates]
-    new_runs = [
-        runs.NewRun(
-            run_id=run_id,
-            tenant_id=tenant_id,
-            config_id=config["config_id"],
-            pipeline=config["pipeline"],
-            trigger="MANUAL",
-            run_date=run_date,
-        )
-        for run_id, run_date in zip(ids, dates, strict=True)
-    ]
-    anchor = ids[0] if idempotency_key else None
-    inserted = runs.insert_pending(deps.warehouse, new_runs, now, unless_exists=anchor)
+    date_from, date_to = body.window(now.astimezone(dt.UTC).date())
+    run_id = (
+        runs.keyed_run_id(tenant_id, idempotency_key) if idempotency_key else runs.manual_run_id()
+    )
+    new = runs.NewRun(
+        run_id=run_id,
+        tenant_id=tenant_id,
+        config_id=config["config_id"],
+        pipeline=config["pipeline"],
+        trigger="MANUAL",
+        run_date=date_to,
+        date_from=date_from,
+    )
+    anchor = run_id if idempotency_key else None
+    inserted = runs.insert_pending(deps.warehouse, [new], now, unless_exists=anchor)
+    ids = [run_id]
     if idempotency_key and inserted == 0:
-        ids = _replay(deps, tenant_id, idempotency_key, body, new_runs)
+        ids = _replay(deps, tenant_id, body, new)
     else:
         _admit_and_enqueue(deps, tenant_id, ids)
-    # A replay answers what the first request answered (its runs were admitted: QUEUED).
-    return {"run_ids": ids, "state": "QUEUED", "config_id": config["config_id"]}, inserted > 0
+    # A replay answers what the first request answered (its run was admitted: QUEUED).
+    view = {
+        "run_ids": ids,
+        "state": "QUEUED",
+        "config_id": config["config_id"],
+        "date_from": date_from,
+        "date_to": date_to,
+    }
+    return view, inserted > 0
 
 
 def retry(deps: Deps, tenant_id: str, run_id: str) -> tuple[dict[str, Any], bool]:
@@ -163,6 +181,7 @@ def retry(deps: Deps, tenant_id: str, run_id: str) -> tuple[dict[str, Any], bool
         pipeline=previous["pipeline"],
         trigger="RETRY",
         run_date=previous["run_date"],
+        date_from=previous["date_from"],
         attempt=int(previous["attempt"] or 1) + 1,
         retry_of=run_id,
     )

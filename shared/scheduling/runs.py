@@ -40,9 +40,9 @@ def retry_run_id(tenant_id: str, run_id: str) -> str:
     return derived_id("run_", "retry", tenant_id, run_id)
 
 
-def keyed_run_ids(tenant_id: str, idempotency_key: str, count: int) -> list[str]:
-    """The runs of a manual request with an Idempotency-Key: the same key names the same runs."""
-    return [derived_id("run_", "key", tenant_id, idempotency_key, str(i)) for i in range(count)]
+def keyed_run_id(tenant_id: str, idempotency_key: str) -> str:
+    """The run of a manual request with an Idempotency-Key: the same key names the same run."""
+    return derived_id("run_", "key", tenant_id, idempotency_key, "0")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,13 @@ class NewRun:
     scheduled_for: dt.datetime | None = None
     attempt: int = 1
     retry_of: str | None = None
+    # The data dates the run covers; None: run_date alone (scheduled runs, single days).
+    date_from: dt.date | None = None
+
+    @property
+    def date_to(self) -> dt.date:
+        """A run's last data date is its run_date, for every kind of run."""
+        return self.run_date
 
 
 def _runs(warehouse: Warehouse) -> str:
@@ -92,6 +99,8 @@ def insert_pending(
                 scheduled_for=("TIMESTAMP", r.scheduled_for),
                 attempt=("INT64", r.attempt),
                 retry_of=("STRING", r.retry_of),
+                date_from=("DATE", r.date_from or r.run_date),
+                date_to=("DATE", r.date_to),
             )
             for r in runs
         ],
@@ -103,9 +112,11 @@ def insert_pending(
         f"SELECT n.*, @now AS now FROM UNNEST(@rows) AS n{guard}) AS n "
         "ON r.run_id = n.run_id AND r.created_at >= n.now - INTERVAL 7 DAY "
         "WHEN NOT MATCHED THEN INSERT (run_id, tenant_id, config_id, pipeline, state, trigger, "
-        "scheduled_for, run_date, attempt, retry_of, cancel_requested, created_at, updated_at) "
+        "scheduled_for, run_date, attempt, retry_of, cancel_requested, created_at, updated_at, "
+        "date_from, date_to) "
         "VALUES (n.run_id, n.tenant_id, n.config_id, n.pipeline, 'PENDING', n.trigger, "
-        "n.scheduled_for, n.run_date, n.attempt, n.retry_of, FALSE, n.now, n.now)",
+        "n.scheduled_for, n.run_date, n.attempt, n.retry_of, FALSE, n.now, n.now, "
+        "n.date_from, n.date_to)",
         {"rows": rows, "now": now, **extra},
         component="runs",
     )
@@ -114,7 +125,7 @@ def insert_pending(
 def runs_by_id(warehouse: Warehouse, tenant_id: str, run_ids: list[str]) -> list[dict[str, Any]]:
     """The tenant's rows among `run_ids`, in any state (PENDING included), in no order."""
     return warehouse.query(
-        f"SELECT run_id, config_id, run_date, state FROM {_runs(warehouse)} "
+        f"SELECT run_id, config_id, run_date, date_from, date_to, state FROM {_runs(warehouse)} "
         "WHERE tenant_id = @t AND run_id IN UNNEST(@ids)",
         {"t": tenant_id, "ids": Typed("STRING", run_ids)},
         component="runs",

@@ -69,7 +69,14 @@ def test_bench_focus_conversion_of_a_million_rows(platform: Platform, emulator: 
     started = time.perf_counter()
     wh.query(
         f"SELECT COUNT(*) AS n, SUM(BilledCost) AS b FROM ({select})",
-        {"pipeline_id": tenant.config_id, "run_date": DAY, "lookback_days": 0, "run_id": "x"},
+        {
+            "pipeline_id": tenant.config_id,
+            "date_from": DAY,
+            "date_to": DAY,
+            "run_date": DAY,
+            "lookback_days": 0,
+            "run_id": "x",
+        },
     )
     select_s = time.perf_counter() - started
 

@@ -25,7 +25,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     assert running.stop() == 0
 
 
-def onboard(stack: RunningStack) -> dict[str, Any]:
+def onboard(stack: RunningStack, plan: str = "PROFESSIONAL") -> dict[str, Any]:
     tenant_id = "e2e_" + uuid.uuid4().hex[:8]
     status, _, body = call_json(
         "POST",
@@ -34,7 +34,7 @@ def onboard(stack: RunningStack) -> dict[str, Any]:
             "tenant_id": tenant_id,
             "company_name": "E2E Corp",
             "admin_email": "ops@e2e.example",
-            "subscription_plan": "PROFESSIONAL",
+            "subscription_plan": plan,
         },
         {"X-Admin-Key": stack.admin_key()},
     )
@@ -126,3 +126,33 @@ def test_a_manual_run_is_dispatched_and_completed(stack: RunningStack) -> None:
     assert status == 202, started
     run = wait_for_run(stack, key, started["run_ids"][0])
     assert run["state"] == "SUCCEEDED" and run["trigger"] == "MANUAL"
+
+
+def test_a_month_of_backfill_on_starter_is_one_request_one_run_one_quota_unit(
+    stack: RunningStack,
+) -> None:
+    tenant = onboard(stack, plan="STARTER")
+    key = tenant["api_key"]
+    _, _, config = call_json(
+        "POST",
+        f"{stack.url}/pipelines/configs",
+        {"name": "history", "pipeline": "dryrun", "schedule_cron": "0 4 * * *"},
+        {"X-API-Key": key},
+    )
+
+    status, _, started = call_json(
+        "POST",
+        f"{stack.url}/pipelines/runs",
+        {"config_id": config["config_id"], "date_from": "2026-05-01", "date_to": "2026-05-31"},
+        {"X-API-Key": key},
+    )
+
+    assert status == 202, started
+    [run_id] = started["run_ids"]
+    run = wait_for_run(stack, key, run_id)
+    assert run["state"] == "SUCCEEDED", run
+    assert (run["date_from"], run["date_to"]) == ("2026-05-01", "2026-05-31")
+    _, _, page = call("GET", f"{stack.url}/pipelines/runs", headers={"X-API-Key": key})
+    assert [r["run_id"] for r in page["runs"]] == [run_id]
+    _, _, quota = call("GET", f"{stack.url}/quota/", headers={"X-API-Key": key})
+    assert quota["daily"]["used"] == 1 and quota["monthly"]["used"] == 1

@@ -33,7 +33,9 @@ class FocusTenant:
     def seed(self, rows: list[dict[str, Any]]) -> int:
         return seed_export(self.client, self.source_table, rows)
 
-    def ctx(self, step: str, run_date: dt.date, **params: Any) -> StepContext:
+    def ctx(
+        self, step: str, run_date: dt.date, *, date_from: dt.date | None = None, **params: Any
+    ) -> StepContext:
         run = RunContext(
             run_id="run_" + uuid.uuid4().hex[:12],
             tenant_id=self.tenant_id,
@@ -44,6 +46,7 @@ class FocusTenant:
             provider_config_id=self.config_id,
             credential_id=self.credential_id,
             max_bytes_billed=10 * 1024**3,
+            date_from=date_from,
         )
         return StepContext(self.platform.deps, run, step, dict(params), threading.Event())
 

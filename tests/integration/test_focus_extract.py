@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.pipelines.context import StepError
+from shared.pipelines.context import StepContext, StepError
 from shared.pipelines.steps import focus, gcp_billing
 from tests.credential_samples import create_body, pem_marker
 from tests.integration.conftest import Platform
@@ -110,6 +110,27 @@ def test_a_late_correction_is_picked_up_by_the_next_run(tenant: FocusTenant) -> 
 def test_lookback_rereads_the_previous_days(tenant: FocusTenant) -> None:
     run(tenant, DAY, lookback=1)
     assert totals(tenant) == (3, Decimal("103.75"), 3)
+
+
+def test_a_ranged_run_takes_every_date_of_its_range_once_and_checks_it(
+    tenant: FocusTenant,
+) -> None:
+    def ranged(step: str) -> StepContext:
+        return tenant.ctx(step, NEXT, date_from=PREV, lookback_days=0)
+
+    extracted = gcp_billing.extract(ranged("extract"))
+    focus.convert_gcp(ranged("convert"))
+    focus.convert_gcp(ranged("convert"))  # a retried step replaces, never duplicates
+
+    assert extracted.rows_processed == 4
+    assert totals(tenant) == (4, Decimal("1103.75"), 4)
+    lineage = tenant.query("SELECT DISTINCT x_run_date AS d FROM {focus}")
+    assert lineage == [{"d": NEXT}]  # the run's date: its last data date
+    result = focus.check_gcp(ranged("dq"))
+    assert all(r.status == "PASS" for r in result.dq_results)
+    # A later daily run of one day inside the range replaces that day only.
+    run(tenant, DAY)
+    assert totals(tenant) == (4, Decimal("1103.75"), 4)
 
 
 def test_a_missing_source_table_is_a_permanent_error(platform: Platform) -> None:

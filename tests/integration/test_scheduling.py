@@ -401,10 +401,13 @@ def test_a_run_whose_runner_died_is_reaped_and_its_slot_freed(platform: Platform
 def _two_queued_runs_of_one_config(platform: Platform) -> tuple[dict[str, Any], list[str]]:
     tenant = platform.onboarded()
     config = config_for(platform, tenant["api_key"])
-    body = {"config_id": config["config_id"], "date_from": "2026-06-01", "date_to": "2026-06-02"}
-    started = platform.tenant_call("pipelines", "POST", "/runs", tenant["api_key"], json=body)
-    assert started.status_code == 202, started.get_json()
-    return tenant, started.get_json()["run_ids"]
+    ids = []
+    for day in ("2026-06-01", "2026-06-02"):
+        body = {"config_id": config["config_id"], "run_date": day}
+        started = platform.tenant_call("pipelines", "POST", "/runs", tenant["api_key"], json=body)
+        assert started.status_code == 202, started.get_json()
+        ids += started.get_json()["run_ids"]
+    return tenant, ids
 
 
 def test_one_run_of_a_config_runs_at_a_time_and_the_next_waits_its_turn(
@@ -613,35 +616,95 @@ def test_counters_roll_over_at_utc_midnight_and_month_end_without_a_reset_job(
     assert quota["monthly"]["resets_on"] == "2026-08-01"
 
 
-def test_a_backfill_starts_one_run_per_date_or_none(platform: Platform) -> None:
-    tenant = platform.onboarded()  # PROFESSIONAL: 5 concurrent
+def test_a_month_of_backfill_on_starter_is_one_request_one_run_one_quota_unit(
+    platform: Platform,
+) -> None:
+    tenant = platform.onboarded(subscription_plan="STARTER")  # 6 a day, 3 concurrent
     config = config_for(platform, tenant["api_key"])
-    base = {"config_id": config["config_id"]}
+    before = usage(platform, tenant["tenant_id"])
 
-    ok = platform.tenant_call(
+    started = platform.tenant_call(
         "pipelines",
         "POST",
         "/runs",
         tenant["api_key"],
-        json={**base, "date_from": "2026-06-01", "date_to": "2026-06-03"},
-    )
-    too_many = platform.tenant_call(
-        "pipelines",
-        "POST",
-        "/runs",
-        tenant["api_key"],
-        json={**base, "date_from": "2026-06-04", "date_to": "2026-06-06"},
+        json={"config_id": config["config_id"], "date_from": "2026-05-01", "date_to": "2026-05-31"},
     )
 
-    assert ok.status_code == 202 and len(ok.get_json()["run_ids"]) == 3
-    assert too_many.status_code == 429
-    assert "Concurrent pipeline limit reached. 3/5" in too_many.get_json()["detail"]
-    listed = platform.tenant_call("pipelines", "GET", "/runs", tenant["api_key"]).get_json()
-    assert sorted(r["run_date"] for r in listed["runs"]) == [
-        "2026-06-01",
-        "2026-06-02",
-        "2026-06-03",
-    ]
+    assert started.status_code == 202, started.get_json()
+    body = started.get_json()
+    assert len(body["run_ids"]) == 1
+    assert (body["date_from"], body["date_to"]) == ("2026-05-01", "2026-05-31")
+    after = usage(platform, tenant["tenant_id"])
+    assert after["daily_runs"] - before["daily_runs"] == 1
+    assert after["monthly_runs"] - before["monthly_runs"] == 1
+    assert len(after["active_run_ids"]) == 1
+    assert run_states(platform, tenant["tenant_id"]) == {"QUEUED": 1}
+    assert len(queue(platform).all()) == 1
+    [run_id] = body["run_ids"]
+    run = platform.tenant_call("pipelines", "GET", f"/runs/{run_id}", tenant["api_key"]).get_json()
+    assert (run["date_from"], run["date_to"], run["run_date"]) == (
+        "2026-05-01",
+        "2026-05-31",
+        "2026-05-31",
+    )
+
+
+def test_the_run_history_filter_finds_a_ranged_run_by_any_date_it_covers(
+    platform: Platform,
+) -> None:
+    tenant = platform.onboarded()
+    config = config_for(platform, tenant["api_key"])
+    body = {"config_id": config["config_id"], "date_from": "2026-05-01", "date_to": "2026-05-31"}
+    platform.tenant_call("pipelines", "POST", "/runs", tenant["api_key"], json=body)
+
+    def listed(query: str) -> int:
+        path = f"/runs?{query}"
+        return len(
+            platform.tenant_call("pipelines", "GET", path, tenant["api_key"]).get_json()["runs"]
+        )
+
+    assert listed("date_from=2026-05-10&date_to=2026-05-10") == 1
+    assert listed("date_from=2026-05-31") == 1
+    assert listed("date_to=2026-05-01") == 1
+    assert listed("date_from=2026-06-01") == 0
+    assert listed("date_to=2026-04-30") == 0
+
+
+@pytest.mark.parametrize(
+    ("dates", "field"),
+    [
+        (("2025-01-01", "2026-02-05"), "date_to"),  # 401 days, beyond the cap
+        (("2026-06-02", "2026-06-01"), "date_to"),  # backwards
+        (("2026-06-01", None), "body"),  # half a range
+    ],
+)
+def test_a_range_beyond_the_cap_or_backwards_is_a_422_naming_the_field_and_starts_nothing(
+    platform: Platform, dates: tuple[str, str | None], field: str
+) -> None:
+    tenant = platform.onboarded()
+    config = config_for(platform, tenant["api_key"])
+    body = {"config_id": config["config_id"], "date_from": dates[0]}
+    if dates[1] is not None:
+        body["date_to"] = dates[1]
+
+    refused = platform.tenant_call("pipelines", "POST", "/runs", tenant["api_key"], json=body)
+
+    assert refused.status_code == 422, refused.get_json()
+    assert refused.get_json()["field"] == field
+    assert run_states(platform, tenant["tenant_id"]) == {}
+    assert usage(platform, tenant["tenant_id"])["daily_runs"] == 0
+
+
+def test_a_range_of_exactly_the_cap_is_one_run(platform: Platform) -> None:
+    tenant = platform.onboarded()
+    config = config_for(platform, tenant["api_key"])
+    body = {"config_id": config["config_id"], "date_from": "2025-01-01", "date_to": "2026-02-04"}
+
+    started = platform.tenant_call("pipelines", "POST", "/runs", tenant["api_key"], json=body)
+
+    assert started.status_code == 202, started.get_json()
+    assert len(started.get_json()["run_ids"]) == 1
 
 
 def test_run_history_pages_without_gaps_or_repeats(platform: Platform) -> None:

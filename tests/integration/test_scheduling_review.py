@@ -265,9 +265,11 @@ def test_a_manual_run_with_an_idempotency_key_is_started_once(platform: Platform
     assert other.get_json()["field"] == "Idempotency-Key"
     assert fresh.status_code == 202
     assert set(fresh.get_json()["run_ids"]).isdisjoint(first.get_json()["run_ids"])
-    assert run_states(platform, tenant["tenant_id"]) == {"QUEUED": 4}
-    assert usage(platform, tenant["tenant_id"])["daily_runs"] == daily_before + 4
-    assert len(queue(platform).all()) == 4
+    # A backfill is one run: the first request and the fresh key's, one quota unit each.
+    assert len(first.get_json()["run_ids"]) == 1
+    assert run_states(platform, tenant["tenant_id"]) == {"QUEUED": 2}
+    assert usage(platform, tenant["tenant_id"])["daily_runs"] == daily_before + 2
+    assert len(queue(platform).all()) == 2
 
 
 def test_concurrent_manual_runs_with_one_idempotency_key_start_once(platform: Platform) -> None:
@@ -292,8 +294,8 @@ def test_concurrent_manual_runs_with_one_idempotency_key_start_once(platform: Pl
 
     assert all(r.status_code in (200, 202) for r in replies), [r.get_json() for r in replies]
     assert len({tuple(r.get_json()["run_ids"]) for r in replies}) == 1
-    assert run_states(platform, tenant["tenant_id"]) == {"QUEUED": 3}
-    assert usage(platform, tenant["tenant_id"])["daily_runs"] == 3
+    assert run_states(platform, tenant["tenant_id"]) == {"QUEUED": 1}
+    assert usage(platform, tenant["tenant_id"])["daily_runs"] == 1
 
 
 def test_a_malformed_idempotency_key_on_a_manual_run_is_a_400(platform: Platform) -> None:

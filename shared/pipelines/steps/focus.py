@@ -25,7 +25,7 @@ Contract (StepFn signatures, for the executor's step registry):
         `error.dq_results`).
     Plain SQL helpers for a generic `dq.check`: `reconciliation_sql(dataset)`,
     `null_check_sql(dataset)`, `allowed_values_sql(dataset)`; each takes
-    @pipeline_id, @run_date, @lookback_days and returns one row.
+    @pipeline_id, @date_from, @date_to, @lookback_days and returns one row.
 
 Mapping decisions (column by column in docs/focus-mapping.md): one FOCUS row per
 export row; credits are folded into the row (BilledCost = EffectiveCost = cost +
@@ -39,11 +39,11 @@ from typing import Any
 
 from shared.pipelines.context import DqResult, DqStatus, StepContext, StepError, StepResult
 from shared.pipelines.steps.gcp_billing import (
-    DEFAULT_LOOKBACK_DAYS,
     RAW_TABLE,
     WINDOW,
     replace_window,
     run_query,
+    window_params,
 )
 
 FOCUS_TABLE = "focus_cost"
@@ -304,8 +304,8 @@ def focus_columns(version: str = "1.2") -> list[str]:
 
 
 def convert_sql(raw_table: str, focus_table: str, version: str = "1.2") -> str:
-    """The INSERT ... SELECT of the window's FOCUS rows. Params: @pipeline_id, @run_date,
-    @lookback_days, @run_id."""
+    """The INSERT ... SELECT of the window's FOCUS rows. Params: @pipeline_id, @date_from,
+    @date_to, @lookback_days, @run_date (lineage), @run_id."""
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(f"unsupported FOCUS version {version!r}")
     # Always-NULL columns are left out of the INSERT (they default to NULL): less to
@@ -339,14 +339,7 @@ def delete_sql(focus_table: str) -> str:
 
 
 def _window_params(ctx: StepContext) -> dict[str, Any]:
-    lookback = int(ctx.params.get("lookback_days", DEFAULT_LOOKBACK_DAYS))
-    if lookback < 0 or lookback > 60:
-        raise StepError("invalid_parameter", "lookback_days must be between 0 and 60")
-    return {
-        "pipeline_id": ctx.run.config_id,
-        "run_date": ctx.run.run_date,
-        "lookback_days": lookback,
-    }
+    return {"pipeline_id": ctx.run.config_id, **window_params(ctx)}
 
 
 def convert_gcp(ctx: StepContext) -> StepResult:
@@ -358,7 +351,7 @@ def convert_gcp(ctx: StepContext) -> StepResult:
     dataset = ctx.run.dataset_id
     focus_table = warehouse.table(dataset, FOCUS_TABLE)
     sql = convert_sql(warehouse.table(dataset, RAW_TABLE), focus_table, version)
-    params = {**_window_params(ctx), "run_id": ctx.run.run_id}
+    params = {**_window_params(ctx), "run_id": ctx.run.run_id, "run_date": ctx.run.run_date}
     deleted, inserted, billed = replace_window(ctx, delete_sql(focus_table), sql, params)
     # After the replace, the window holds exactly the rows just inserted.
     return StepResult(
@@ -368,7 +361,7 @@ def convert_gcp(ctx: StepContext) -> StepResult:
     )
 
 
-# ---- data-quality SQL: each returns one row; params @pipeline_id, @run_date, @lookback_days ----
+# ---- data-quality SQL, one row each; params @pipeline_id, @date_from, @date_to, @lookback_days
 
 
 def reconciliation_sql(raw_table: str, focus_table: str) -> str:

@@ -10,13 +10,33 @@ Contract (StepFn, registered by the executor as step type `gcp_billing.extract`)
     - StepError codes: `provider_config_missing`, `credential_missing`,
       `source_not_found` (permanent), `bigquery_unavailable` (transient).
 
-Which rows a run date D covers (its *window*, the same predicate everywhere):
-    DATE(usage_start_time) BETWEEN D - lookback_days AND D
-    OR DATE(export_time) BETWEEN D - lookback_days AND D          (UTC dates)
+Which rows a run covers (its *window*, the same predicate everywhere), for a run
+over the data dates F..D (F = D for a scheduled run, a backfill's range otherwise):
+    DATE(usage_start_time) BETWEEN F - lookback_days AND D
+    OR DATE(export_time) BETWEEN F - lookback_days AND D          (UTC dates)
 The first clause re-reads the last few usage days, whose rows keep arriving for
 a day or two; the second picks up late corrections Google exports later for
-older usage dates. A run REPLACES the raw rows of its config that match the
-window with the source rows that match it (DELETE then INSERT, see
+older usage dates.
+
+What a run replaces (its *slice*) is the window's rows exported between
+F - lookback_days and D + EXPORT_MARGIN_DAYS. Reads prune: Google's standard
+export table is partitioned by ingestion time (`_PARTITIONTIME`, one partition
+per day a row was appended, i.e. its export_time's day; see "Structure of
+Standard data export", https://cloud.google.com/billing/docs/how-to/export-data-bigquery-tables/standard-usage
+and https://cloud.google.com/billing/docs/how-to/export-data-bigquery-tables).
+A late correction of an old usage date is appended to a *recent* partition, so
+the source is read only in the partitions [F - lookback_days - 1,
+D + EXPORT_MARGIN_DAYS + 1] (a day of slack either side of the slice's export
+dates, for rows appended around midnight), and bytes scanned grow with the
+run's range, never with the export's history. A correction exported more than
+EXPORT_MARGIN_DAYS after D is taken by the run of its export date (its window's
+second clause), so every row has a run that owns it. Where the source table is
+column-partitioned on export_time instead (the local stand-in: bqemulator has
+no ingestion-time partitions), that column is the partition; a table partitioned
+any other way (or not at all) is read without the partition predicate.
+
+A run REPLACES the raw rows of its config in the slice with the source rows
+of the slice (DELETE then INSERT, see
 `replace_window`), so re-running a date never duplicates, overlapping windows of
 consecutive dates converge to the source's current rows, and all rows are
 DML-created (production BigQuery refuses DML on streamed rows).
@@ -73,10 +93,57 @@ BIGQUERY_SCOPE = "https://www.googleapis.com/auth/bigquery"
 
 # One window predicate, applied to the source, the raw table and focus_cost alike
 # (with their own column names), so every step agrees on what a run date owns.
+# A run covers @date_from..@date_to (one day for a scheduled run, the range for a
+# backfill); the window widens it by the lookback.
 WINDOW = (
-    "(DATE({start}) BETWEEN DATE_SUB(@run_date, INTERVAL @lookback_days DAY) AND @run_date "
-    "OR DATE({export}) BETWEEN DATE_SUB(@run_date, INTERVAL @lookback_days DAY) AND @run_date)"
+    "(DATE({start}) BETWEEN DATE_SUB(@date_from, INTERVAL @lookback_days DAY) AND @date_to "
+    "OR DATE({export}) BETWEEN DATE_SUB(@date_from, INTERVAL @lookback_days DAY) AND @date_to)"
 )
+
+
+# Rows exported up to this many days after a run's last date belong to its slice.
+EXPORT_MARGIN_DAYS = 3
+# The slice's export dates, on the source and on the raw copy alike (the replace is exact).
+SLICE = (
+    "DATE({export}) BETWEEN DATE_SUB(@date_from, INTERVAL @lookback_days DAY) AND @exported_until"
+)
+# The partition predicate: both bounds constant, so BigQuery prunes to those partitions.
+PARTITIONS = "{partition} >= @partitions_from AND {partition} < @partitions_until"
+# How Google partitions the export (ingestion time), and the local stand-in.
+INGESTION_TIME = "_PARTITIONTIME"
+EXPORT_TIME_COLUMN = "export_time"
+
+
+def window_params(ctx: StepContext) -> dict[str, Any]:
+    """The window's parameters from the run (its dates) and the step (`lookback_days`)."""
+    lookback = int(ctx.params.get("lookback_days", DEFAULT_LOOKBACK_DAYS))
+    if lookback < 0 or lookback > 60:
+        raise StepError("invalid_parameter", "lookback_days must be between 0 and 60")
+    first, last = ctx.run.first_date, ctx.run.run_date
+    exported_until = last + dt.timedelta(days=EXPORT_MARGIN_DAYS)
+    return {
+        "date_from": first,
+        "date_to": last,
+        "lookback_days": lookback,
+        "exported_until": exported_until,
+        # A day of slack either side: a row is appended on its export date or just after.
+        "partitions_from": _midnight(first - dt.timedelta(days=lookback + 1)),
+        "partitions_until": _midnight(exported_until + dt.timedelta(days=2)),
+    }
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def partition_column(table: bigquery.Table) -> str | None:
+    """The source's partition expression if it partitions by export (ingestion) time, else None."""
+    partitioning = table.time_partitioning
+    if partitioning is None or partitioning.type_ != bigquery.TimePartitioningType.DAY:
+        return None
+    if partitioning.field is None:
+        return INGESTION_TIME
+    return EXPORT_TIME_COLUMN if partitioning.field == EXPORT_TIME_COLUMN else None
 
 
 def _num(expr: str) -> str:
@@ -139,17 +206,27 @@ LINEAGE = (
 RAW_COLUMNS = tuple(name for name, _ in EXPORT_SELECT) + LINEAGE
 
 
-def source_select_sql(source_table: str) -> str:
-    """The converting SELECT over the export, limited to the run's window (no lineage)."""
+def source_select_sql(source_table: str, partition: str | None = INGESTION_TIME) -> str:
+    """The converting SELECT over the export, limited to the run's slice (no lineage), reading
+    only the slice's partitions when the table is partitioned by export time (`partition`)."""
     columns = ",\n  ".join(f"{expr} AS `{name}`" for name, expr in EXPORT_SELECT)
-    window = WINDOW.format(start="s.usage_start_time", export="s.export_time")
-    return f"SELECT\n  {columns}\nFROM {source_table} AS s\nWHERE {window}"
+    where = [
+        WINDOW.format(start="s.usage_start_time", export="s.export_time"),
+        SLICE.format(export="s.export_time"),
+    ]
+    if partition is not None:
+        where.insert(0, PARTITIONS.format(partition=f"s.{partition}"))
+    return f"SELECT\n  {columns}\nFROM {source_table} AS s\nWHERE " + "\n  AND ".join(where)
 
 
 def delete_window_sql(raw_table: str) -> str:
-    """Removes the config's raw rows of the window (the first half of a replace)."""
+    """Removes the config's raw rows of the slice (the first half of a replace)."""
     window = WINDOW.format(start="T.usage_start_time", export="T.export_time")
-    return f"DELETE FROM {raw_table} AS T WHERE T.x_pipeline_id = @pipeline_id AND {window}"
+    exported = SLICE.format(export="T.export_time")
+    return (
+        f"DELETE FROM {raw_table} AS T WHERE T.x_pipeline_id = @pipeline_id AND {window} "
+        f"AND {exported}"
+    )
 
 
 def insert_window_sql(raw_table: str, source_sql: str) -> str:
@@ -223,12 +300,12 @@ def _credential_type(ctx: StepContext, credential_id: str) -> str:
     return str(rows[0]["credential_type"])
 
 
-def _params(ctx: StepContext, credential_id: str | None, lookback: int) -> dict[str, Any]:
+def _params(ctx: StepContext, credential_id: str | None) -> dict[str, Any]:
     from shared.platform.warehouse import Typed
 
     return {
+        **window_params(ctx),
         "run_date": ctx.run.run_date,
-        "lookback_days": lookback,
         "tenant_id": ctx.run.tenant_id,
         "pipeline_id": ctx.run.config_id,
         "credential_id": Typed("STRING", credential_id),
@@ -242,22 +319,21 @@ def extract(ctx: StepContext) -> StepResult:
     deps = ctx.deps
     config = provider_config(ctx)
     credential_id = config.get("credential_id") or run.credential_id
-    lookback = int(ctx.params.get("lookback_days", DEFAULT_LOOKBACK_DAYS))
-    if lookback < 0 or lookback > 60:
-        raise StepError("invalid_parameter", "lookback_days must be between 0 and 60")
     source = quote_table(
         config["source_project_id"],
         config["billing_export_dataset"],
         config["billing_export_table"],
     )
     raw_table = deps.warehouse.table(run.dataset_id, RAW_TABLE)
-    params = _params(ctx, credential_id, lookback)
+    params = _params(ctx, credential_id)
     kind = _credential_type(ctx, credential_id) if credential_id else "WORKLOAD_IDENTITY"
     try:
         if kind == "SERVICE_ACCOUNT" and credential_id is not None:
-            changed = _extract_with_key(ctx, source, raw_table, params, credential_id)
+            changed = _extract_with_key(ctx, config, raw_table, params, credential_id)
         else:
-            insert = insert_window_sql(raw_table, _with_lineage(source_select_sql(source)))
+            partition = partition_column(deps.warehouse.client.get_table(_table_id(config)))
+            select = source_select_sql(source, partition)
+            insert = insert_window_sql(raw_table, _with_lineage(select))
             changed = replace_window(ctx, delete_window_sql(raw_table), insert, params)
     except gexc.NotFound as exc:
         raise StepError("source_not_found", f"billing export table not found: {source}") from exc
@@ -269,6 +345,13 @@ def extract(ctx: StepContext) -> StepResult:
         rows_processed=inserted,
         bytes_billed=billed,
         message=f"{inserted} raw rows in the window ({deleted} replaced); credential {kind}",
+    )
+
+
+def _table_id(config: dict[str, Any]) -> str:
+    return ".".join(
+        str(config[k])
+        for k in ("source_project_id", "billing_export_dataset", "billing_export_table")
     )
 
 
@@ -305,7 +388,11 @@ def _json_default(value: Any) -> Any:
 
 
 def _extract_with_key(
-    ctx: StepContext, source: str, raw_table: str, params: dict[str, Any], credential_id: str
+    ctx: StepContext,
+    source_config: dict[str, Any],
+    raw_table: str,
+    params: dict[str, Any],
+    credential_id: str,
 ) -> tuple[int, int, int]:
     run = ctx.run
     deps = ctx.deps
@@ -317,8 +404,15 @@ def _extract_with_key(
     client = source_client(deps, key, str(key.get("project_id") or deps.settings.gcp_project))
     del key
     # The same labels and byte cap as every other job of the step.
-    config = step_job_config(ctx, {k: params[k] for k in ("run_date", "lookback_days")})
-    select = source_select_sql(source)
+    select = source_select_sql(
+        quote_table(
+            source_config["source_project_id"],
+            source_config["billing_export_dataset"],
+            source_config["billing_export_table"],
+        ),
+        partition_column(client.get_table(_table_id(source_config))),
+    )
+    config = step_job_config(ctx, {k: v for k, v in params.items() if f"@{k}" in select})
     record_statement(select, config, project=client.project, central_dataset=None)
     rows = client.query(select, job_config=config).result()
     payload = "".join(
