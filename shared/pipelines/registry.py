@@ -80,6 +80,10 @@ STEP_TYPES: dict[str, StepType] = {
         StepType("focus.convert_gcp", f"{_STEPS}.focus:convert_gcp", writes=True),
         # The exact FOCUS proofs of a run's window (reconciliation, nulls, enums).
         StepType("focus.check", f"{_STEPS}.focus:check_gcp"),
+        # AWS Data Exports (CUR 2.0, FOCUS 1.0/1.2) by billing period (shared/sources/aws).
+        StepType("aws.land", "shared.sources.aws.steps:land"),
+        StepType("aws.convert", "shared.sources.aws.steps:convert", writes=True),
+        StepType("aws.check", "shared.sources.aws.steps:check"),
     )
 }
 
