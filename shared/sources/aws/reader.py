@@ -286,12 +286,9 @@ def _timestamps(batch: pa.RecordBatch, name: str, present: set[str], key: str, n
     column = batch.column(name)
     try:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            column = pc.strptime(
-                pc.replace_substring_regex(column, r"Z$|\+00:?00$", ""),
-                format="%Y-%m-%dT%H:%M:%S",
-                unit="us",
-                error_is_null=False,
-            )
+            # ISO 8601 with 'T' or a space, optional fraction, UTC as Z or +00:00.
+            trimmed = pc.replace_substring_regex(column, r"(Z|[+]00:?00)$", "")
+            column = pc.cast(trimmed, pa.timestamp("us"))
         if pa.types.is_timestamp(column.type) and column.type.tz is None:
             column = pc.assume_timezone(column, "UTC")
         return pc.cast(column, utc)
