@@ -32,17 +32,26 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from shared.sources.aws.columns import (
+    CUR2,
+    FOCUS_10_MONEY,
+    FOCUS_10_STRINGS,
+    FOCUS_12_ONLY_MONEY,
+    FOCUS_12_ONLY_STRINGS,
+    FOCUS_TIMES,
+)
+
 EXPORT_TYPES = ("CUR2", "FOCUS_1_2_AWS", "FOCUS_1_0_AWS")
 NINE = Decimal("0.000000001")
 ACCOUNTS = ("111122223333", "444455556666", "777788889999")
 PAYER = "123456789012"
 # (product code, service name, usage type, operation, unit, on-demand rate, family)
 PRODUCTS = (
-    ("AmazonEC2", "Amazon Elastic Compute Cloud", "BoxUsage:m5.large", "RunInstances", "Hrs", 0.096, "Compute Instance"),
-    ("AmazonS3", "Amazon Simple Storage Service", "TimedStorage-ByteHrs", "PutObject", "GB-Mo", 0.023, "Storage"),
-    ("AmazonRDS", "Amazon Relational Database Service", "InstanceUsage:db.r5.large", "CreateDBInstance", "Hrs", 0.25, "Database Instance"),
+    ("AmazonEC2", "Amazon Elastic Compute Cloud", "BoxUsage:m5.large", "RunInstances", "Hrs", 0.096, "Compute Instance"),  # noqa: E501
+    ("AmazonS3", "Amazon Simple Storage Service", "TimedStorage-ByteHrs", "PutObject", "GB-Mo", 0.023, "Storage"),  # noqa: E501
+    ("AmazonRDS", "Amazon Relational Database Service", "InstanceUsage:db.r5.large", "CreateDBInstance", "Hrs", 0.25, "Database Instance"),  # noqa: E501
     ("AWSLambda", "AWS Lambda", "Request", "Invoke", "Requests", 0.0000002, "Serverless"),
-    ("AmazonCloudWatch", "AmazonCloudWatch", "CW:MetricMonitorUsage", "MetricStorage", "Metrics", 0.3, "Metric"),
+    ("AmazonCloudWatch", "AmazonCloudWatch", "CW:MetricMonitorUsage", "MetricStorage", "Metrics", 0.3, "Metric"),  # noqa: E501
 )  # fmt: skip
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 TEAMS = ("payments", "search", "platform", None)
@@ -62,54 +71,11 @@ LINE_TYPES = (
 SP_ARN = "arn:aws:savingsplans::123456789012:savingsplan/sp-0a1b2c3d"
 RI_ARN = "arn:aws:ec2:us-east-1:123456789012:reserved-instances/ri-0f9e8d7c"
 
-CUR2_STRINGS = (
-    "bill_bill_type", "bill_billing_entity", "bill_invoice_id", "bill_invoicing_entity",
-    "bill_payer_account_id", "bill_payer_account_name", "line_item_usage_account_id",
-    "line_item_usage_account_name", "line_item_line_item_type", "line_item_product_code",
-    "line_item_usage_type", "line_item_operation", "line_item_availability_zone",
-    "line_item_resource_id", "line_item_currency_code", "line_item_line_item_description",
-    "line_item_legal_entity", "pricing_unit", "pricing_term", "pricing_rate_code",
-    "pricing_purchase_option", "product_product_name", "product_region_code",
-    "product_servicecode", "product_sku", "product_product_family",
-    "reservation_reservation_a_r_n", "savings_plan_savings_plan_a_r_n",
-)  # fmt: skip
-CUR2_TIMES = (
-    "bill_billing_period_start_date", "bill_billing_period_end_date",
-    "line_item_usage_start_date", "line_item_usage_end_date",
-)  # fmt: skip
-CUR2_MONEY = (
-    "line_item_usage_amount", "line_item_unblended_rate", "line_item_unblended_cost",
-    "line_item_net_unblended_cost", "pricing_public_on_demand_cost",
-    "pricing_public_on_demand_rate", "reservation_effective_cost",
-    "reservation_unused_amortized_upfront_fee_for_billing_period",
-    "reservation_unused_recurring_fee", "savings_plan_savings_plan_effective_cost",
-    "savings_plan_total_commitment_to_date", "savings_plan_used_commitment",
-)  # fmt: skip
-CUR2_MAPS = ("resource_tags",)
-
-FOCUS_STRINGS_10 = (
-    "AvailabilityZone", "BillingAccountId", "BillingAccountName", "BillingCurrency",
-    "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency",
-    "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName",
-    "CommitmentDiscountStatus", "CommitmentDiscountType", "ConsumedUnit", "InvoiceIssuerName",
-    "PricingCategory", "PricingUnit", "ProviderName", "PublisherName", "RegionId", "RegionName",
-    "ResourceId", "ResourceName", "ResourceType", "ServiceCategory", "ServiceName", "SkuId",
-    "SkuPriceId", "SubAccountId", "SubAccountName", "x_Operation", "x_ServiceCode", "x_UsageType",
-)  # fmt: skip
-FOCUS_STRINGS_12 = FOCUS_STRINGS_10 + (
-    "BillingAccountType", "CapacityReservationId", "CapacityReservationStatus",
-    "CommitmentDiscountUnit", "InvoiceId", "PricingCurrency", "ServiceSubcategory", "SkuMeter",
-    "SkuPriceDetails", "SubAccountType",
-)  # fmt: skip
-FOCUS_TIMES = ("BillingPeriodEnd", "BillingPeriodStart", "ChargePeriodEnd", "ChargePeriodStart")
-FOCUS_MONEY_10 = (
-    "BilledCost", "ConsumedQuantity", "ContractedCost", "ContractedUnitPrice", "EffectiveCost",
-    "ListCost", "ListUnitPrice", "PricingQuantity",
-)  # fmt: skip
-FOCUS_MONEY_12 = FOCUS_MONEY_10 + (
-    "CommitmentDiscountQuantity", "PricingCurrencyContractedUnitPrice",
-    "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice",
-)  # fmt: skip
+CUR2_STRINGS, CUR2_TIMES, CUR2_MONEY, CUR2_MAPS = CUR2.strings, CUR2.times, CUR2.money, CUR2.maps
+FOCUS_STRINGS_10 = FOCUS_10_STRINGS
+FOCUS_STRINGS_12 = (*FOCUS_10_STRINGS, *FOCUS_12_ONLY_STRINGS)
+FOCUS_MONEY_10 = FOCUS_10_MONEY
+FOCUS_MONEY_12 = (*FOCUS_10_MONEY, *FOCUS_12_ONLY_MONEY)
 FOCUS_MAPS_10 = ("Tags", "x_CostCategories", "x_Discounts")
 FOCUS_MAPS_12 = ("Tags", "x_Discounts")
 
@@ -134,7 +100,7 @@ def billed_column(export_type: str) -> str:
 
 def exact(value: float | None) -> Decimal:
     """A double as the decimal its shortest text says, at NUMERIC's 9 places (half away from 0)."""
-    if value is None or value != value:
+    if value is None or np.isnan(value):
         return Decimal(0)
     return Decimal(repr(float(value))).quantize(NINE, rounding=ROUND_HALF_UP)
 
@@ -161,7 +127,7 @@ def _money(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
     return np.round(rng.gamma(1.5, scale, n), 10)
 
 
-def cur2_table(
+def cur2_table(  # noqa: PLR0915 - one column per statement reads best here
     period: str, rows: int, seed: int, *, currency: str = "USD", net: bool = True
 ) -> pa.Table:
     """A CUR 2.0 period's line items, as an Arrow table of AWS's column types."""
@@ -324,7 +290,8 @@ _CATEGORY = {
 }  # fmt: skip
 _SERVICE_CATEGORY = {
     "AmazonEC2": ("Compute", "Virtual Machines"), "AmazonS3": ("Storage", "Object Storage"),
-    "AmazonRDS": ("Databases", "Relational Databases"), "AWSLambda": ("Compute", "Serverless Compute"),
+    "AmazonRDS": ("Databases", "Relational Databases"),
+    "AWSLambda": ("Compute", "Serverless Compute"),
     "AmazonCloudWatch": ("Management and Governance", "Observability"),
     "AWSMarketplace": ("Other", "Other (Other)"),
 }  # fmt: skip
@@ -340,7 +307,13 @@ def focus_table(
     effective = [
         c if k not in ("SavingsPlanCoveredUsage", "DiscountedUsage", "SavingsPlanNegation") else
         (s if k == "SavingsPlanCoveredUsage" else r if k == "DiscountedUsage" else 0.0)
-        for k, c, s, r in zip(kind, billed, cur["savings_plan_savings_plan_effective_cost"], cur["reservation_effective_cost"], strict=True)
+        for k, c, s, r in zip(
+            kind,
+            billed,
+            cur["savings_plan_savings_plan_effective_cost"],
+            cur["reservation_effective_cost"],
+            strict=True,
+        )
     ]  # fmt: skip
     commit = [
         s or r
@@ -503,7 +476,7 @@ def billed_total(table: pa.Table, export_type: str) -> Decimal:
     return sum((exact(v) for v in table.column(column).to_pylist()), Decimal(0))
 
 
-def write_export(
+def write_export(  # noqa: PLR0917 - the export's S3 address, then what to write
     s3: Any,
     bucket: str,
     prefix: str,
@@ -538,7 +511,9 @@ def write_export(
     start, end = _period_bounds(period)
     manifest = {
         "executionId": execution,
-        "exportArn": f"arn:aws:bcm-data-exports:us-east-1:{PAYER}:export/{export_name}-{execution[:8]}",
+        "exportArn": (
+            f"arn:aws:bcm-data-exports:us-east-1:{PAYER}:export/{export_name}-{execution[:8]}"
+        ),
         "exportName": export_name,
         "billingPeriod": {"start": start.isoformat(), "end": end.isoformat()},
         "columns": [{"name": f.name, "type": str(f.type)} for f in table.schema],

@@ -1,4 +1,4 @@
-"""Helpers for the AWS export tests: a tenant whose AWS config reads a moto bucket, and step contexts."""
+"""AWS export test helpers: a tenant whose AWS config reads a moto bucket; step contexts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""aws.land + aws.convert + aws.check over exports the generator writes to moto: exact, idempotent, strict."""
+"""aws.land/convert/check over exports the generator writes to moto: exact, idempotent, strict."""
 
 from __future__ import annotations
 
@@ -70,7 +70,9 @@ def test_cur2_mapping_follows_the_conversion_configs_with_their_fixes(
     platform: Platform, clouds: CloudStandIns
 ) -> None:
     tenant = make_aws_tenant(platform, clouds, "CUR2")
-    write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, rows=400, seed=3)
+    write_export(
+        tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, rows=400, seed=3
+    )
     run(tenant)
     rows = tenant.query(
         "SELECT r.line_item_line_item_type AS t, f.ChargeCategory AS cat, f.ChargeClass AS cls, "
@@ -89,23 +91,54 @@ def test_cur2_mapping_follows_the_conversion_configs_with_their_fixes(
     assert {r["cat"] for r in by_type["Credit"]} == {"Credit"}
     assert {(r["cat"], r["cls"]) for r in by_type["Refund"]} == {("Adjustment", "Correction")}
     assert {r["cat"] for r in by_type["Tax"]} == {"Tax"}
-    assert all(str(r["cid"]).startswith("arn:aws:savingsplans") for r in by_type["SavingsPlanCoveredUsage"])
+    assert all(
+        str(r["cid"]).startswith("arn:aws:savingsplans") for r in by_type["SavingsPlanCoveredUsage"]
+    )
     assert all(r["eff"] == r["sp"] for r in by_type["SavingsPlanCoveredUsage"])
     assert all(r["eff"] == 0 for r in by_type["SavingsPlanNegation"])
     assert all(r["billed"] == r["net"] for r in by_type["Usage"])
     tagged = [r for r in by_type["Usage"] if r["raw_tags"]]
-    assert tagged and all(json.loads(str(r["tags"])) == json.loads(str(r["raw_tags"])) for r in tagged)
+    assert tagged and all(
+        json.loads(str(r["tags"])) == json.loads(str(r["raw_tags"])) for r in tagged
+    )
 
 
 def test_the_previous_period_is_reread_for_15_days_after_it_ends(
     platform: Platform, clouds: CloudStandIns
 ) -> None:
     tenant = make_aws_tenant(platform, clouds, "FOCUS_1_2_AWS")
-    dec = write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "FOCUS_1_2_AWS", "2025-12", rows=50, seed=1)
-    jan = write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "FOCUS_1_2_AWS", PERIOD, rows=60, seed=2)
+    dec = write_export(
+        tenant.s3,
+        tenant.bucket,
+        PREFIX,
+        tenant.export_name,
+        "FOCUS_1_2_AWS",
+        "2025-12",
+        rows=50,
+        seed=1,
+    )
+    jan = write_export(
+        tenant.s3,
+        tenant.bucket,
+        PREFIX,
+        tenant.export_name,
+        "FOCUS_1_2_AWS",
+        PERIOD,
+        rows=60,
+        seed=2,
+    )
     run(tenant, dt.date(2026, 1, 15))
     assert focus_totals(tenant) == (110, dec.billed_total + jan.billed_total)
-    restated = write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "FOCUS_1_2_AWS", "2025-12", rows=40, seed=9)
+    restated = write_export(
+        tenant.s3,
+        tenant.bucket,
+        PREFIX,
+        tenant.export_name,
+        "FOCUS_1_2_AWS",
+        "2025-12",
+        rows=40,
+        seed=9,
+    )
     run(tenant, dt.date(2026, 1, 16))  # day 16 of January: December is closed for us
     assert focus_totals(tenant) == (110, dec.billed_total + jan.billed_total)
     run(tenant, dt.date(2026, 1, 15))
@@ -119,7 +152,9 @@ def test_the_previous_period_is_reread_for_15_days_after_it_ends(
 def landed(platform: Platform, clouds: CloudStandIns) -> tuple[AwsTenant, tuple[int, Decimal]]:
     """A CUR2 tenant with a good January already in focus_cost."""
     tenant = make_aws_tenant(platform, clouds, "CUR2")
-    write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, rows=80, seed=5)
+    write_export(
+        tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, rows=80, seed=5
+    )
     run(tenant)
     return tenant, focus_totals(tenant)
 
@@ -133,35 +168,59 @@ def fails(tenant: AwsTenant, code: str, *words: str) -> None:
         assert word in str(caught.value), str(caught.value)
 
 
-def test_a_manifest_naming_a_missing_file_fails_and_keeps_the_period(landed: tuple[AwsTenant, tuple[int, Decimal]]) -> None:
+def test_a_manifest_naming_a_missing_file_fails_and_keeps_the_period(
+    landed: tuple[AwsTenant, tuple[int, Decimal]],
+) -> None:
     tenant, before = landed
-    sent = write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, rows=90, seed=6)
+    sent = write_export(
+        tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, rows=90, seed=6
+    )
     tenant.s3.delete_object(Bucket=tenant.bucket, Key=sent.data_keys[1])
     fails(tenant, "source_file_missing", sent.data_keys[1])
     assert focus_totals(tenant) == before
 
 
-def test_a_truncated_parquet_file_fails_naming_it(landed: tuple[AwsTenant, tuple[int, Decimal]]) -> None:
+def test_a_truncated_parquet_file_fails_naming_it(
+    landed: tuple[AwsTenant, tuple[int, Decimal]],
+) -> None:
     tenant, before = landed
-    sent = write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, rows=90, seed=6)
+    sent = write_export(
+        tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, rows=90, seed=6
+    )
     body = tenant.s3.get_object(Bucket=tenant.bucket, Key=sent.data_keys[0])["Body"].read()
     tenant.s3.put_object(Bucket=tenant.bucket, Key=sent.data_keys[0], Body=body[: len(body) // 2])
     fails(tenant, "bad_source_file", sent.data_keys[0], "Parquet")
     assert focus_totals(tenant) == before
 
 
-def test_a_csv_cell_of_the_wrong_type_fails_naming_file_and_column(landed: tuple[AwsTenant, tuple[int, Decimal]]) -> None:
+def test_a_csv_cell_of_the_wrong_type_fails_naming_file_and_column(
+    landed: tuple[AwsTenant, tuple[int, Decimal]],
+) -> None:
     tenant, before = landed
     table = export_table("CUR2", PERIOD, 30, 4)
     costs = table.column("line_item_unblended_cost").to_pylist()
     bad = pa.array([str(v) for v in costs[:7]] + ["12,50"] + [str(v) for v in costs[8:]])
-    table = table.set_column(table.column_names.index("line_item_unblended_cost"), "line_item_unblended_cost", bad)
-    sent = write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, table=table, fmt="csv", files=1)
+    table = table.set_column(
+        table.column_names.index("line_item_unblended_cost"), "line_item_unblended_cost", bad
+    )
+    sent = write_export(
+        tenant.s3,
+        tenant.bucket,
+        PREFIX,
+        tenant.export_name,
+        "CUR2",
+        PERIOD,
+        table=table,
+        fmt="csv",
+        files=1,
+    )
     fails(tenant, "bad_value", sent.data_keys[0], "line_item_unblended_cost", "row 8")
     assert focus_totals(tenant) == before
 
 
-def test_a_missing_required_column_fails_naming_it(landed: tuple[AwsTenant, tuple[int, Decimal]]) -> None:
+def test_a_missing_required_column_fails_naming_it(
+    landed: tuple[AwsTenant, tuple[int, Decimal]],
+) -> None:
     tenant, before = landed
     table = export_table("CUR2", PERIOD, 30, 4).drop_columns(["line_item_currency_code"])
     write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, table=table)
@@ -189,12 +248,16 @@ def test_an_unknown_export_version_fails(landed: tuple[AwsTenant, tuple[int, Dec
     write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, table=table)
     fails(tenant, "unknown_export_version", "Manifest.json", "no known export")
     # FOCUS delivered where CUR 2.0 is configured.
-    write_export(tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "FOCUS_1_2_AWS", PERIOD, rows=10)
+    write_export(
+        tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "FOCUS_1_2_AWS", PERIOD, rows=10
+    )
     fails(tenant, "unknown_export_version", "FOCUS_1_2_AWS")
     assert focus_totals(tenant) == before
 
 
-def test_a_manifest_naming_a_file_outside_its_export_is_refused(landed: tuple[AwsTenant, tuple[int, Decimal]]) -> None:
+def test_a_manifest_naming_a_file_outside_its_export_is_refused(
+    landed: tuple[AwsTenant, tuple[int, Decimal]],
+) -> None:
     tenant, before = landed
     write_export(
         tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, rows=10,

@@ -86,7 +86,7 @@ class Landed:
 
 
 def periods_for(run_date: dt.date, restatement_days: int = RESTATEMENT_DAYS) -> list[dt.date]:
-    """The billing periods a run date owns: its month, and the previous one while AWS may restate it."""
+    """A run date's billing periods: its month, and the previous one while AWS may restate it."""
     current = run_date.replace(day=1)
     previous = (current - dt.timedelta(days=1)).replace(day=1)
     if (run_date - current).days < restatement_days:
@@ -156,7 +156,8 @@ class PeriodReader:
         if found is None:
             raise StepError(
                 "unknown_export_version",
-                f"{manifest.key}: its columns match no known export (CUR 2.0, FOCUS 1.0, FOCUS 1.2)",
+                f"{manifest.key}: its columns match no known export "
+                "(CUR 2.0, FOCUS 1.0, FOCUS 1.2)",
             )
         if found != export_type:
             raise StepError(
@@ -215,8 +216,7 @@ class PeriodReader:
                 ),
             )
             self._require(key, reader.schema.names)
-            for batch in reader:
-                yield batch
+            yield from reader
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise StepError("bad_source_file", f"{key}: unreadable CSV ({_short(exc)})") from None
 
@@ -268,7 +268,7 @@ def _short(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200]
 
 
-def _column(
+def _column(  # noqa: PLR0917 - private helper, one call site
     batch: pa.RecordBatch, name: str, present: set[str], kind: pa.DataType, key: str, n: int
 ) -> pa.Array:
     if name not in present:
@@ -333,7 +333,7 @@ def _maps(batch: pa.RecordBatch, name: str, present: set[str], key: str, n: int)
         )
     # CSV: a JSON object per cell; checked so the mapping can trust it.
     values = pc.cast(column, pa.string()).to_pylist()
-    out = []
+    out: list[str | None] = []
     for row, value in enumerate(values):
         if value in (None, "", "{}"):
             out.append(None)

@@ -1,4 +1,4 @@
-"""Steps `aws.land`, `aws.convert`, `aws.check`: an AWS Data Export's billing periods into focus_cost.
+"""Steps `aws.land`, `aws.convert`, `aws.check`: AWS Data Export billing periods into focus_cost.
 
 A run date owns its billing month and, for RESTATEMENT_DAYS after a month
 ends, the previous one too (AWS rewrites a closed month for about two weeks).
@@ -140,14 +140,17 @@ def _arrow_schema(fields: list[bigquery.SchemaField]) -> pa.Schema:
     return pa.schema([pa.field(f.name, kinds[f.field_type]) for f in fields])
 
 
-def _insert_sql(raw_table: str, staging: str, fields: list[bigquery.SchemaField], numeric: set[str]) -> str:
+def _insert_sql(
+    raw_table: str, staging: str, fields: list[bigquery.SchemaField], numeric: set[str]
+) -> str:
     names = [f.name for f in fields if f.name != "x_source_file"]
     exprs = [f"PARSE_NUMERIC(s.`{n}`)" if n in numeric else f"s.`{n}`" for n in names]
-    columns = names + [
-        "x_billing_period", "x_manifest", "x_source_file", "x_export_type", *LINEAGE, "x_ingested_at",
+    columns = [
+        *names, "x_billing_period", "x_manifest", "x_source_file", "x_export_type",
+        *LINEAGE, "x_ingested_at",
     ]  # fmt: skip
-    values = exprs + [
-        "@billing_period", "@manifest", "s.x_source_file", "@export_type", "@tenant_id",
+    values = [
+        *exprs, "@billing_period", "@manifest", "s.x_source_file", "@export_type", "@tenant_id",
         "@pipeline_id", "@credential_id", "@run_date", "@run_id", "CURRENT_TIMESTAMP()",
     ]  # fmt: skip
     return (
@@ -193,11 +196,17 @@ def _land_period(
     raw_name = RAW_TABLES[export_type]
     raw_table = warehouse.table(ctx.run.dataset_id, raw_name)
     reader = PeriodReader(access, manifest, export_type)
-    raw_fields = list(warehouse.client.get_table(f"{warehouse.project}.{ctx.run.dataset_id}.{raw_name}").schema)
-    numeric = {f.name for f in raw_fields if f.field_type == "NUMERIC" and not f.name.startswith("x_")}
+    raw_fields = list(
+        warehouse.client.get_table(f"{warehouse.project}.{ctx.run.dataset_id}.{raw_name}").schema
+    )
+    numeric = {
+        f.name for f in raw_fields if f.field_type == "NUMERIC" and not f.name.startswith("x_")
+    }
     fields = _staging_fields(raw_fields)
     staging_name = f"_stg_{raw_name}_{uuid.uuid4().hex[:16]}"
-    staging = bigquery.Table(f"{warehouse.project}.{ctx.run.dataset_id}.{staging_name}", schema=fields)
+    staging = bigquery.Table(
+        f"{warehouse.project}.{ctx.run.dataset_id}.{staging_name}", schema=fields
+    )
     staging.expires = deps.clock() + dt.timedelta(hours=6)
     warehouse.client.create_table(staging)
 
@@ -273,7 +282,11 @@ def convert(ctx: StepContext) -> StepResult:
     warehouse = ctx.deps.warehouse
     raw_table = warehouse.table(ctx.run.dataset_id, RAW_TABLES[settings.export_type])
     focus_table = warehouse.table(ctx.run.dataset_id, FOCUS_TABLE)
-    sql = mapping_sql(settings.export_type).replace("{raw}", raw_table).replace("{focus}", focus_table)
+    sql = (
+        mapping_sql(settings.export_type)
+        .replace("{raw}", raw_table)
+        .replace("{focus}", focus_table)
+    )
     written = 0
     for period in _periods_with_rows(ctx, raw_table):
         params = _params(ctx, period, credential_id)
@@ -300,12 +313,14 @@ def check(ctx: StepContext) -> StepResult:
 
     def result(name: str, ok: bool, expected: Any, actual: Any, detail: str) -> None:
         status: DqStatus = "PASS" if ok else ("WARN" if warn else "FAIL")
-        results.append(DqResult(ctx.step_name, name, status, now, str(expected), str(actual), detail))
+        results.append(
+            DqResult(ctx.step_name, name, status, now, str(expected), str(actual), detail)
+        )
 
     where = "x_pipeline_id = @pipeline_id AND x_billing_period = @billing_period"
     nulls = ", ".join(f"COUNTIF(f.`{c}` IS NULL) AS `{c}`" for c in NOT_NULL)
     outside = ", ".join(
-        f"COUNTIF(f.`{c}` IS NOT NULL AND f.`{c}` NOT IN ({', '.join(repr(v) for v in vs)})) AS `{c}`"
+        f"COUNTIF(f.`{c}` IS NOT NULL AND f.`{c}` NOT IN ({', '.join(map(repr, vs))})) AS `{c}`"
         for c, vs in ALLOWED.items()
     )
     for period in _periods_with_rows(ctx, raw_table):
@@ -313,7 +328,8 @@ def check(ctx: StepContext) -> StepResult:
         label = f"{period:%Y-%m}"
         sums = run_query(
             ctx,
-            f"SELECT (SELECT IFNULL(SUM(f.BilledCost), 0) FROM {focus_table} AS f WHERE f.{where}) AS billed,\n"
+            f"SELECT (SELECT IFNULL(SUM(f.BilledCost), 0) FROM {focus_table} AS f "
+            f"WHERE f.{where}) AS billed,\n"
             f"  (SELECT COUNT(*) FROM {focus_table} AS f WHERE f.{where}) AS focus_rows,\n"
             f"  (SELECT IFNULL(SUM({_billed_expr(export_type, 'r')}), 0) FROM {raw_table} AS r "
             f"WHERE r.{where}) AS source_billed,\n"
@@ -325,7 +341,7 @@ def check(ctx: StepContext) -> StepResult:
             sums["billed"] == sums["source_billed"],
             sums["source_billed"],
             sums["billed"],
-            f"SUM(BilledCost) = SUM({' else '.join(BILLED[export_type])}) of the source, exact NUMERIC",
+            f"SUM(BilledCost) = SUM({' else '.join(BILLED[export_type])}) of the source, exact",
         )
         result(
             f"row_count[{label}]",
@@ -336,7 +352,9 @@ def check(ctx: StepContext) -> StepResult:
         )
         found = {
             k: v
-            for k, v in run_query(ctx, f"SELECT {nulls} FROM {focus_table} AS f WHERE f.{where}", params)
+            for k, v in run_query(
+                ctx, f"SELECT {nulls} FROM {focus_table} AS f WHERE f.{where}", params
+            )
             .rows[0]
             .items()
             if v
@@ -344,14 +362,17 @@ def check(ctx: StepContext) -> StepResult:
         result(f"not_null_mandatory[{label}]", not found, 0, sum(found.values()), f"NULLs: {found}")
         bad = {
             k: v
-            for k, v in run_query(ctx, f"SELECT {outside} FROM {focus_table} AS f WHERE f.{where}", params)
+            for k, v in run_query(
+                ctx, f"SELECT {outside} FROM {focus_table} AS f WHERE f.{where}", params
+            )
             .rows[0]
             .items()
             if v
         }
-        result(f"allowed_values[{label}]", not bad, 0, sum(bad.values()), f"outside FOCUS 1.2: {bad}")
+        result(
+            f"allowed_values[{label}]", not bad, 0, sum(bad.values()), f"outside FOCUS 1.2: {bad}"
+        )
     failed = [r.check_name for r in results if r.status == "FAIL"]
     if failed:
         raise DqFailed(f"AWS FOCUS checks failed: {', '.join(failed)}", results)
     return StepResult(message=f"{len(results)} AWS FOCUS checks passed", dq_results=results)
-
