@@ -84,6 +84,10 @@ STEP_TYPES: dict[str, StepType] = {
         StepType("genai.extract", f"{_STEPS}.genai:extract"),
         StepType("genai.convert", f"{_STEPS}.genai:convert", writes=True),
         StepType("genai.check", f"{_STEPS}.genai:check"),
+        # AWS Data Exports (CUR 2.0, FOCUS 1.0/1.2) by billing period (shared/sources/aws).
+        StepType("aws.land", "shared.sources.aws.steps:land"),
+        StepType("aws.convert", "shared.sources.aws.steps:convert", writes=True),
+        StepType("aws.check", "shared.sources.aws.steps:check"),
     )
 }
 

@@ -1,0 +1,148 @@
+-- CUR 2.0 (aws_cur2_raw) -> FOCUS 1.2 (focus_cost) for one config and billing period.
+-- Follows the FinOps Foundation's AWS conversion configs,
+-- github.com/finopsfoundation/focus_converters @ c799bf96 (June 2024),
+-- focus_converter_base/focus_converter/conversion_configs/aws-cur/*.yaml
+-- (file named per column below), with their stale points fixed:
+--   * CUR 2.0 spells ARN columns *_a_r_n (the configs read *_arn: CommitmentDiscountId came out NULL);
+--   * FOCUS 1.2 has ChargeCategory Credit (the configs map Credit to Adjustment, 1.0-preview);
+--   * FOCUS 1.2 ChargeClass: Correction for refunds (the configs have no ChargeClass rule);
+--   * resource_tags is a map (landed as a JSON object) and becomes Tags as is.
+-- Column by column: docs/sources/aws.md.
+-- sqlcheck: param pipeline_id STRING
+-- sqlcheck: param billing_period DATE
+-- sqlcheck: param run_id STRING
+-- sqlcheck: param run_date DATE
+-- sqlcheck: table {raw} tenant.aws_cur2_raw
+-- sqlcheck: table {focus} tenant.focus_cost
+INSERT INTO {focus} (
+  AvailabilityZone, BilledCost, BillingAccountId, BillingAccountName, BillingCurrency,
+  BillingPeriodEnd, BillingPeriodStart, ChargeCategory, ChargeClass, ChargeDescription,
+  ChargeFrequency, ChargePeriodEnd, ChargePeriodStart, CommitmentDiscountCategory,
+  CommitmentDiscountId, CommitmentDiscountStatus, CommitmentDiscountType, ConsumedQuantity,
+  ConsumedUnit, ContractedCost, ContractedUnitPrice, EffectiveCost, InvoiceId, InvoiceIssuerName,
+  ListCost, ListUnitPrice, PricingCategory, PricingCurrency, PricingCurrencyContractedUnitPrice,
+  PricingCurrencyEffectiveCost, PricingCurrencyListUnitPrice, PricingQuantity, PricingUnit,
+  ProviderName, PublisherName, RegionId, RegionName, ResourceId, ServiceCategory, ServiceName,
+  ServiceSubcategory, SkuId, SkuMeter, SkuPriceId, SubAccountId, SubAccountName, SubAccountType,
+  Tags, x_focus_version, x_billing_period, x_source_file, x_tenant_id, x_pipeline_id,
+  x_credential_id, x_run_date, x_run_id, x_ingested_at
+)
+SELECT
+  c.line_item_availability_zone,                                  -- availability_zone_S001
+  c.billed,                                                       -- billed_cost_S001
+  c.bill_payer_account_id,                                        -- billing_account_id_S001
+  c.bill_payer_account_name,
+  c.line_item_currency_code,                                      -- billing_currency_S001
+  c.bill_billing_period_end_date,                                 -- billing_period_end_S001
+  c.bill_billing_period_start_date,                               -- billing_period_start_S001
+  c.category,                                                     -- 1_charge_category_S001 (+ Credit)
+  IF(c.bill_bill_type = 'Refund' OR c.line_item_line_item_type = 'Refund', 'Correction', NULL),
+  c.line_item_line_item_description,                              -- charge_description_S001
+  CASE
+    WHEN c.category = 'Usage' THEN 'Usage-Based'
+    WHEN c.line_item_line_item_type IN ('RIFee', 'SavingsPlanRecurringFee') THEN 'Recurring'
+    ELSE 'One-Time'
+  END,                                                            -- charge_frequency_S001 (reworked)
+  c.line_item_usage_end_date,                                     -- charge_period_end_S001
+  c.line_item_usage_start_date,                                   -- charge_period_start_S001
+  CASE WHEN c.sp_arn IS NOT NULL THEN 'Spend' WHEN c.ri_arn IS NOT NULL THEN 'Usage' END,
+  COALESCE(c.sp_arn, c.ri_arn),                                   -- commitment_discount_id_S001 (*_a_r_n)
+  IF(c.category = 'Usage' AND COALESCE(c.sp_arn, c.ri_arn) IS NOT NULL, 'Used', NULL),
+  CASE WHEN c.sp_arn IS NOT NULL THEN 'Savings Plan' WHEN c.ri_arn IS NOT NULL THEN 'Reserved Instance' END,
+  IF(c.usage_row, c.line_item_usage_amount, NULL),                -- consumed_quantity_S001
+  IF(c.usage_row, c.pricing_unit, NULL),                          -- consumed_unit_S001
+  c.billed,
+  IF(c.usage_row, c.line_item_unblended_rate, NULL),
+  c.effective,                                                    -- effective_cost_S001
+  NULLIF(c.bill_invoice_id, ''),
+  IFNULL(c.bill_invoicing_entity, 'Amazon Web Services, Inc.'),   -- invoice_issuer_S001
+  c.list_cost,                                                    -- list_cost_S001 (the export's own cost)
+  IF(c.usage_row, c.pricing_public_on_demand_rate, NULL),         -- list_unit_price_S001
+  IF(c.category = 'Usage',
+    CASE
+      WHEN COALESCE(c.sp_arn, c.ri_arn) IS NOT NULL THEN 'Committed'
+      WHEN c.pricing_purchase_option = 'Spot Instances' THEN 'Dynamic'
+      ELSE 'Standard'
+    END, NULL),                                                   -- pricing_category_S001
+  c.line_item_currency_code,
+  IF(c.usage_row, c.line_item_unblended_rate, NULL),
+  c.effective,
+  IF(c.usage_row, c.pricing_public_on_demand_rate, NULL),
+  IF(c.usage_row, c.line_item_usage_amount, NULL),                -- pricing_quantity_S001
+  IF(c.usage_row, c.pricing_unit, NULL),                          -- pricing_unit_S001
+  'AWS',                                                          -- provider_S001
+  IF(c.bill_billing_entity = 'AWS Marketplace', IFNULL(c.line_item_legal_entity, 'AWS Marketplace'), 'AWS'),
+  c.product_region_code,                                          -- region_S001
+  CASE c.product_region_code
+    WHEN 'us-east-1' THEN 'US East (N. Virginia)' WHEN 'us-east-2' THEN 'US East (Ohio)'
+    WHEN 'us-west-1' THEN 'US West (N. California)' WHEN 'us-west-2' THEN 'US West (Oregon)'
+    WHEN 'eu-west-1' THEN 'Europe (Ireland)' WHEN 'eu-central-1' THEN 'Europe (Frankfurt)'
+    WHEN 'ap-southeast-2' THEN 'Asia Pacific (Sydney)' WHEN 'ap-northeast-1' THEN 'Asia Pacific (Tokyo)'
+    ELSE c.product_region_code
+  END,
+  NULLIF(c.line_item_resource_id, ''),                            -- resource_id_S001
+  c.service_category,                                             -- service_category_S001
+  IFNULL(c.product_product_name, c.line_item_product_code),      -- service_name_S001
+  CASE c.service_category
+    WHEN 'Compute' THEN IF(c.line_item_product_code = 'AWSLambda', 'Serverless Compute', 'Virtual Machines')
+    WHEN 'Storage' THEN 'Object Storage'
+    WHEN 'Databases' THEN 'Relational Databases'
+    WHEN 'Management and Governance' THEN 'Observability'
+    ELSE CONCAT('Other (', c.service_category, ')')
+  END,
+  c.product_sku,                                                  -- sku_id_S001
+  IF(c.usage_row, c.line_item_usage_type, NULL),
+  IF(c.usage_row, IFNULL(c.pricing_rate_code, c.product_sku), NULL), -- sku_price_id_S001
+  c.line_item_usage_account_id,                                   -- sub_account_id_S001
+  c.line_item_usage_account_name,
+  'Linked Account',
+  c.resource_tags,
+  '1.2',
+  c.x_billing_period,
+  CONCAT(c.x_manifest, '#', c.x_source_file),
+  c.x_tenant_id,
+  c.x_pipeline_id,
+  c.x_credential_id,
+  @run_date,
+  @run_id,
+  CURRENT_TIMESTAMP()
+FROM (
+  SELECT
+    r.*,
+    NULLIF(r.savings_plan_savings_plan_a_r_n, '') AS sp_arn,
+    NULLIF(r.reservation_reservation_a_r_n, '') AS ri_arn,
+    IFNULL(r.line_item_net_unblended_cost, r.line_item_unblended_cost) AS billed,
+    r.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage') AS usage_row,
+    CASE
+      WHEN r.line_item_line_item_type = 'Tax' THEN 'Tax'
+      WHEN r.line_item_line_item_type IN ('Fee', 'RIFee', 'SavingsPlanUpfrontFee', 'SavingsPlanRecurringFee') THEN 'Purchase'
+      WHEN r.line_item_line_item_type = 'Credit' THEN 'Credit'
+      WHEN r.line_item_line_item_type = 'Refund' THEN 'Adjustment'
+      WHEN r.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage',
+        'SavingsPlanNegation', 'BundledDiscount', 'Discount', 'PrivateRateDiscount', 'EdpDiscount') THEN 'Usage'
+      ELSE 'Adjustment'
+    END AS category,
+    CASE r.line_item_line_item_type
+      WHEN 'SavingsPlanCoveredUsage' THEN r.savings_plan_savings_plan_effective_cost
+      WHEN 'SavingsPlanRecurringFee' THEN r.savings_plan_total_commitment_to_date - r.savings_plan_used_commitment
+      WHEN 'SavingsPlanNegation' THEN 0
+      WHEN 'SavingsPlanUpfrontFee' THEN 0
+      WHEN 'DiscountedUsage' THEN r.reservation_effective_cost
+      WHEN 'RIFee' THEN IFNULL(r.reservation_unused_amortized_upfront_fee_for_billing_period, 0)
+        + IFNULL(r.reservation_unused_recurring_fee, 0)
+      ELSE IF(r.line_item_line_item_type = 'Fee' AND NULLIF(r.reservation_reservation_a_r_n, '') IS NOT NULL,
+        0, IFNULL(r.line_item_net_unblended_cost, r.line_item_unblended_cost))
+    END AS effective,
+    IF(r.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage'),
+      IFNULL(r.pricing_public_on_demand_cost, r.line_item_unblended_cost),
+      r.line_item_unblended_cost) AS list_cost,
+    CASE
+      WHEN r.line_item_product_code IN ('AmazonEC2', 'AWSLambda', 'AmazonECS', 'AmazonEKS') THEN 'Compute'
+      WHEN r.line_item_product_code IN ('AmazonS3', 'AmazonEFS', 'AmazonGlacier') THEN 'Storage'
+      WHEN r.line_item_product_code IN ('AmazonRDS', 'AmazonDynamoDB', 'AmazonRedshift') THEN 'Databases'
+      WHEN r.line_item_product_code IN ('AmazonCloudWatch', 'AWSCloudTrail', 'AWSConfig') THEN 'Management and Governance'
+      ELSE 'Other'
+    END AS service_category
+  FROM {raw} AS r
+  WHERE r.x_pipeline_id = @pipeline_id AND r.x_billing_period = @billing_period
+) AS c
