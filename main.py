@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from functions.admin import admin
     from functions.credentials import credentials
+    from functions.notifications import notifications
     from functions.onboard import onboard
     from functions.pipelines import pipelines
     from functions.quota import quota
@@ -29,12 +30,14 @@ FUNCTION_NAMES = (
     "trigger",
     "quota",
     "admin",
+    "notifications",
 )
 
 __all__ = [
     "FUNCTION_NAMES",
     "admin",
     "credentials",
+    "notifications",
     "onboard",
     "pipelines",
     "quota",
