@@ -68,6 +68,17 @@ def sink(tmp_path: Path) -> Iterator[SmtpSink]:
     server.stop()
 
 
+def quiet_tenant(platform: Platform) -> dict[str, Any]:
+    """An onboarded tenant whose welcome message is removed (tests here count their own)."""
+    tenant = platform.onboarded()
+    wh = platform.deps.warehouse
+    wh.execute(
+        f"DELETE FROM {wh.central('tenant_notification_outbox')} WHERE tenant_id = @t",
+        {"t": tenant["tenant_id"]},
+    )
+    return tenant
+
+
 def call(platform: Platform, method: str, path: str, key: str, **kwargs: Any) -> Any:
     return platform.tenant_call("notifications", method, path, key, **kwargs)
 
@@ -194,7 +205,7 @@ def test_a_retried_registration_with_the_same_idempotency_key_returns_the_same_w
 
 
 def test_an_alert_is_recorded_once_however_often_it_is_decided(platform: Platform) -> None:
-    tenant = platform.onboarded()
+    tenant = quiet_tenant(platform)
     assert record_alert(platform.deps, tenant["tenant_id"]) == 1
     assert record_alert(platform.deps, tenant["tenant_id"]) == 0
     rows = outbox_rows(platform.deps, tenant["tenant_id"])
@@ -205,7 +216,7 @@ def test_an_alert_is_recorded_once_however_often_it_is_decided(platform: Platfor
 def test_the_sender_delivers_a_signed_webhook_and_an_email_then_marks_the_message_once(
     platform: Platform, receiver: Receiver, sink: SmtpSink
 ) -> None:
-    tenant = platform.onboarded()
+    tenant = quiet_tenant(platform)
     hook = call(platform, "POST", "/webhooks", tenant["api_key"], json={"url": receiver.url})
     secret = hook.get_json()["secret"]
     record_alert(platform.deps, tenant["tenant_id"])
@@ -246,7 +257,7 @@ def test_the_sender_delivers_a_signed_webhook_and_an_email_then_marks_the_messag
 def test_a_failing_receiver_is_retried_with_backoff_then_the_message_fails(
     platform: Platform, receiver: Receiver
 ) -> None:
-    tenant = platform.onboarded()
+    tenant = quiet_tenant(platform)
     call(platform, "POST", "/webhooks", tenant["api_key"], json={"url": receiver.url})
     record_alert(platform.deps, tenant["tenant_id"])
     receiver.status = 302  # a redirect is not followed: it is a failure
@@ -269,7 +280,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_the_message_fails(
 def test_a_crash_between_send_and_mark_sends_again_later_never_loses(
     platform: Platform, receiver: Receiver
 ) -> None:
-    tenant = platform.onboarded()
+    tenant = quiet_tenant(platform)
     call(platform, "POST", "/webhooks", tenant["api_key"], json={"url": receiver.url})
     record_alert(platform.deps, tenant["tenant_id"])
     # A pass that claimed and then died before finish(): the claim alone.
@@ -283,10 +294,38 @@ def test_a_crash_between_send_and_mark_sends_again_later_never_loses(
 
 
 def test_messages_are_listed_for_their_tenant_only_without_secrets(platform: Platform) -> None:
-    owner, other = platform.onboarded(), platform.onboarded()
+    owner, other = quiet_tenant(platform), quiet_tenant(platform)
     record_alert(platform.deps, owner["tenant_id"])
     mine = call(platform, "GET", "/messages", owner["api_key"]).get_json()["messages"]
     assert [m["kind"] for m in mine] == ["quota"] and mine[0]["facts"] == {"used": 20, "limit": 25}
     assert call(platform, "GET", "/messages", other["api_key"]).get_json()["messages"] == []
     bad = call(platform, "GET", "/messages?limit=0", owner["api_key"])
     assert bad.status_code == 422 and bad.get_json()["field"] == "limit"
+
+
+def test_onboarding_records_one_welcome_that_never_contains_the_key(platform: Platform) -> None:
+    tenant = platform.onboarded()
+    platform.onboard(
+        {
+            "tenant_id": tenant["tenant_id"],
+            "company_name": "Acme Corp",
+            "admin_email": "finops@acme.example",
+            "subscription_plan": "PROFESSIONAL",
+        }
+    )
+    messages = call(platform, "GET", "/messages", tenant["api_key"]).get_json()["messages"]
+    assert [m["kind"] for m in messages] == ["welcome"]
+    assert tenant["api_key"] not in json.dumps(messages)
+    assert "reveal" in messages[0]["facts"]["text"]
+
+
+def test_the_trigger_function_runs_a_sender_pass_for_the_scheduler_only(platform: Platform) -> None:
+    from tests.conftest import ADMIN_KEY
+
+    tenant = platform.onboarded()
+    assert platform.client("trigger").post("/notifications").status_code == 401
+    response = platform.client("trigger").post("/notifications", headers={"X-Admin-Key": ADMIN_KEY})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["sent"] >= 1
+    [welcome] = call(platform, "GET", "/messages", tenant["api_key"]).get_json()["messages"]
+    assert welcome["status"] == "SENT"
