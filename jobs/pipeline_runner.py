@@ -151,6 +151,9 @@ def execute_run(
     if not runs.finish(warehouse, run_id, outcome, now):
         log.warning("run was reaped before it finished", extra={"run_id": run_id})
         return 1
+    from shared.notify.run_alerts import record_run_end
+
+    record_run_end(warehouse, run_id, now)
     log.info(
         "run finished",
         extra={"run_id": run_id, "tenant_id": context.tenant_id, "state": outcome.state},
