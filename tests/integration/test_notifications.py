@@ -329,3 +329,21 @@ def test_the_trigger_function_runs_a_sender_pass_for_the_scheduler_only(platform
     assert response.get_json()["sent"] >= 1
     [welcome] = call(platform, "GET", "/messages", tenant["api_key"]).get_json()["messages"]
     assert welcome["status"] == "SENT"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"webhook_localhost_allowed": True}])
+def test_the_url_is_checked_again_at_send_time(platform: Platform, receiver: Receiver) -> None:
+    tenant = quiet_tenant(platform)
+    call(platform, "POST", "/webhooks", tenant["api_key"], json={"url": receiver.url})
+    record_alert(platform.deps, tenant["tenant_id"])
+    # The same webhook, sent by a process where localhost is not allowed (production rules).
+    strict = dataclasses.replace(
+        platform.deps,
+        clock=lambda: NOW,
+        settings=platform.deps.settings.model_copy(update={"webhook_localhost_allowed": False}),
+    )
+
+    assert sender.send_due(strict).retrying == 1
+    assert receiver.requests == []
+    [row] = outbox_rows(platform.deps, tenant["tenant_id"])
+    assert "the URL must use https" in row["last_error"]
