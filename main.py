@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from functions.admin import admin
+    from functions.audit import audit
     from functions.credentials import credentials
+    from functions.members import members
+    from functions.notifications import notifications
     from functions.onboard import onboard
     from functions.pipelines import pipelines
     from functions.quota import quota
     from functions.stripe_webhook import stripe_webhook
     from functions.trigger import trigger
-    from functions.members import members
-    from functions.audit import audit
 
 FUNCTION_NAMES = (
     "onboard",
@@ -33,19 +34,21 @@ FUNCTION_NAMES = (
     "admin",
     "members",
     "audit",
+    "notifications",
 )
 
 __all__ = [
     "FUNCTION_NAMES",
     "admin",
+    "audit",
     "credentials",
+    "members",
+    "notifications",
     "onboard",
     "pipelines",
     "quota",
     "stripe_webhook",
     "trigger",
-    "members",
-    "audit",
 ]
 
 

@@ -18,6 +18,19 @@ def run_tick(request: ApiRequest) -> Reply:
     return Reply(tick(request.deps).as_dict())
 
 
+@routes.route("/notifications", methods=["POST"])
+def send_notifications(request: ApiRequest) -> Reply:
+    """One bounded outbox sender pass (shared.notify.sender), on the same schedule as ticks."""
+    require_scheduler(request)
+    from shared.notify.quota_alerts import record_quota_alerts
+    from shared.notify.sender import send_due
+
+    # Quota alerts are decided here, set-based for every tenant whose usage
+    # changed, so admission (ticks, manual runs) keeps its statement count.
+    record_quota_alerts(request.deps.warehouse, request.deps.clock())
+    return Reply(send_due(request.deps).as_dict())
+
+
 @functions_framework.http
 def trigger(request: flask.Request) -> flask.Response:
     """Admits and enqueues due pipeline runs; reaps runs that stopped heartbeating."""

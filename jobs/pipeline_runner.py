@@ -153,6 +153,15 @@ def execute_run(
     if not runs.finish(warehouse, run_id, outcome, now):
         log.warning("run was reaped before it finished", extra={"run_id": run_id})
         return 1
+    from shared.notify.run_alerts import record_run_end
+
+    record_run_end(warehouse, run_id, now)
+    if outcome.state == "SUCCEEDED" and outcome.rows_written:
+        from shared.notify.anomaly import record_anomalies
+        from shared.tenancy.tenant_dataset import dataset_id_for
+
+        dataset_id = dataset_id_for(context.tenant_id, current.settings.tenant_dataset_suffix)
+        record_anomalies(warehouse, context.tenant_id, dataset_id, row["run_date"], now)
     log.info(
         "run finished",
         extra={"run_id": run_id, "tenant_id": context.tenant_id, "state": outcome.state},

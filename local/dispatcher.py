@@ -104,3 +104,20 @@ class Ticker(threading.Thread):
                     log.info("tick", extra=report)
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 log.warning("tick failed: %s", exc)
+            self._send_notifications()
+
+    def _send_notifications(self) -> None:
+        """The outbox sender pass, after each tick (a second Scheduler job in production)."""
+        request = urllib.request.Request(
+            self.url.rstrip("/") + "/notifications",
+            data=b"{}",
+            method="POST",
+            headers={"X-Admin-Key": self.admin_key, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                report = json.loads(response.read())
+            if report.get("claimed"):
+                log.info("notifications", extra=report)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            log.warning("notification pass failed: %s", exc)

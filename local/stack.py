@@ -121,6 +121,10 @@ def local_servers(data_dir: Path, emulator: Emulator) -> list[LocalServer]:
     # GoogleSQL's analyzer checks tenant SQL at upload (an outer one may be given).
     if not os.environ.get("SQL_ANALYZER_ADDRESS"):
         servers.append(ZetaSqlServer(data_dir / "zetasql.log"))
+    from local.smtp_sink import SmtpSink
+
+    # Alert emails land in <data dir>/mail/*.eml (SMTP_SINK_PORT: 0 = any free port).
+    servers.append(SmtpSink(data_dir / "mail", int(os.environ.get("SMTP_SINK_PORT", "0"))))
     return servers
 
 

@@ -5,6 +5,7 @@ locals {
     admin          = "Runs the admin function."
     build          = "Builds the gen2 functions (Cloud Build)."
     credentials    = "Runs the credentials function."
+    notifications  = "Runs the notifications function."
     onboard        = "Runs the onboard function."
     pipelines      = "Runs the pipelines function."
     quota          = "Runs the quota function."
@@ -102,6 +103,7 @@ locals {
     { sa = "quota", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query" },
     { sa = "audit", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query" },
     { sa = "members", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
+    { sa = "notifications", scope = "project", role = "roles/bigquery.jobUser", why = "webhook registration DML, outbox reads" },
     { sa = "runner", scope = "project", role = "roles/bigquery.jobUser", why = "pipeline steps and run claims" },
     { sa = "stripe_webhook", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
     { sa = "trigger", scope = "project", role = "roles/bigquery.jobUser", why = "admission and reaping DML" },
@@ -123,6 +125,7 @@ locals {
     { sa = "members", scope = "central_dataset", role = "WRITER", why = "tenant_members, tenant_invitations, seat reservations, member keys, audit rows" },
     { sa = "runner", scope = "central_dataset", role = "WRITER", why = "run claim, heartbeat, step logs, DQ results" },
     { sa = "trigger", scope = "central_dataset", role = "WRITER", why = "admission, run rows, next_run_time, reaping" },
+    { sa = "notifications", scope = "central_dataset", role = "WRITER", why = "tenant_webhooks rows; auth reads api keys; outbox reads" },
     # Tenant key ring: key lifecycle by custom role; encrypt or decrypt only where the code does.
     { sa = "onboard", scope = "tenant_key_ring", role = local.custom_role_ids.tenant_key_creator, why = "tenants.onboard -> crypto.ensure_tenant_key" },
     { sa = "stripe_webhook", scope = "tenant_key_ring", role = local.custom_role_ids.tenant_key_creator, why = "checkout -> tenants.onboard -> crypto.ensure_tenant_key" },

@@ -77,6 +77,13 @@ locals {
       secrets         = ["API_KEY_PEPPER", "STRIPE_WEBHOOK_SECRET"]
       timeout_seconds = 300 # checkout onboards a tenant
     }
+    # Tenant endpoint (X-API-Key -> pepper; the pepper also derives idempotent webhook secrets).
+    notifications = {
+      description     = "Tenant webhooks (signing secret shown once) and alert messages."
+      invokers        = var.frontend_invokers
+      secrets         = ["API_KEY_PEPPER"]
+      timeout_seconds = 60
+    }
     # Only Cloud Scheduler's service account (OIDC); the admin key keeps the local path.
     trigger = {
       description     = "Scheduler tick: admit due pipelines, enqueue runs, reap stale runs."
@@ -115,6 +122,9 @@ locals {
     KMS_KEY_RING               = google_kms_key_ring.tenant_keys.id
     LOG_LEVEL                  = var.log_level
     MAX_BODY_BYTES             = "1048576" # 1 MiB
+    NOTIFY_BATCH_SIZE          = "50"
+    NOTIFY_FROM                = var.notify_from
+    NOTIFY_MAX_ATTEMPTS        = "8"
     PAYMENT_GRACE_DAYS         = tostring(var.payment_grace_days)
     RUNNER_IDENTITY_SUBJECT    = google_service_account.sa["runner"].unique_id
     RUNNER_JOB                 = local.runner_job_name

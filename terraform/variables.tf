@@ -69,6 +69,16 @@ variable "log_level" {
   }
 }
 
+variable "notify_from" {
+  description = "From address of alert emails (NOTIFY_FROM); the SMTP relay must accept it."
+  type        = string
+  default     = "Convergence alerts <alerts@convergence.example>"
+  validation {
+    condition     = can(regex("@", var.notify_from))
+    error_message = "notify_from must contain an email address."
+  }
+}
+
 variable "operator_group" {
   description = "Google group of the operators: the only principal allowed to invoke the admin and onboard functions."
   type        = string

@@ -28,6 +28,9 @@ CENTRAL_TABLES = (
     "tenant_run_heartbeats",
     "tenant_members",
     "tenant_invitations",
+    "tenant_budgets",
+    "tenant_notification_outbox",
+    "tenant_webhooks",
 )
 
 FieldType = Literal[

@@ -22,6 +22,12 @@ ADMIN_API_KEY = "ADMIN_API_KEY"
 API_KEY_PEPPER = "API_KEY_PEPPER"
 STRIPE_WEBHOOK_SECRET = "STRIPE_WEBHOOK_SECRET"
 PLATFORM_SECRETS = (ADMIN_API_KEY, API_KEY_PEPPER, STRIPE_WEBHOOK_SECRET)
+# The SMTP relay alerts are sent through (shared.notify.email): "host:port",
+# user and password. Unset host: email is not configured and is skipped.
+SMTP_HOST = "SMTP_HOST"
+SMTP_USERNAME = "SMTP_USERNAME"
+SMTP_PASSWORD = "SMTP_PASSWORD"
+MAIL_SECRETS = (SMTP_HOST, SMTP_USERNAME, SMTP_PASSWORD)
 
 
 class Secrets(Protocol):

@@ -154,6 +154,22 @@ class Settings(BaseSettings):
         default=2, ge=1, le=32, validation_alias="LOCAL_RUNNER_CONCURRENCY"
     )
 
+    # --- notifications (shared.notify): outbox sender, email and webhooks
+    # Local stack and tests only: webhooks may target localhost (http or https),
+    # so a receiver on 127.0.0.1 works; refused in production (SSRF rules).
+    webhook_localhost_allowed: bool = Field(
+        default=False, validation_alias="WEBHOOK_LOCALHOST_ALLOWED"
+    )
+    # Local only: a CA that signed a local https webhook receiver's certificate.
+    webhook_ca_bundle: Path | None = Field(default=None, validation_alias="WEBHOOK_CA_BUNDLE")
+    notify_from_address: str = Field(
+        default="Convergence alerts <alerts@convergence.local>", validation_alias="NOTIFY_FROM"
+    )
+    # A message is FAILED after this many delivery attempts (backoff doubles, 1 min .. 6 h).
+    notify_max_attempts: int = Field(default=8, ge=1, le=30, validation_alias="NOTIFY_MAX_ATTEMPTS")
+    # Messages one sender pass takes, so a tick stays bounded.
+    notify_batch_size: int = Field(default=50, ge=1, le=1000, validation_alias="NOTIFY_BATCH_SIZE")
+
     @field_validator("frontend_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -201,6 +217,8 @@ class Settings(BaseSettings):
             raise ValueError("LOCAL_ID_TOKEN_KEY and CLOUD_CA_BUNDLE are for the local stack only")
         if not self.runner_service_account:
             raise ValueError("RUNNER_SERVICE_ACCOUNT is required in production (cloud access)")
+        if self.webhook_localhost_allowed or self.webhook_ca_bundle:
+            raise ValueError("WEBHOOK_LOCALHOST_ALLOWED and WEBHOOK_CA_BUNDLE are local only")
         if self.run_heartbeat_seconds * 3 > self.run_stale_after_seconds:
             raise ValueError("RUN_STALE_AFTER_SECONDS must allow at least three missed heartbeats")
         return self

@@ -486,6 +486,9 @@ def _provision_and_complete(
         detail={"plan": request.subscription_plan, "source": source, "key_id": issued.key_id},
     )
     log.info("tenant onboarded", extra={"tenant_id": tenant_id, "source": source})
+    from shared.notify.welcome import record_welcome
+
+    record_welcome(deps, tenant_id, request.company_name)
     return OnboardResult(
         status_code=201,
         tenant_id=tenant_id,

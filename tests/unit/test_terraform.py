@@ -34,6 +34,9 @@ LOCAL_ONLY_SETTINGS = {
     # No GoogleSQL analyzer is deployed: the function keeps the sqlglot checks
     # (docs/decisions.md, "SQL analysis").
     "SQL_ANALYZER_ADDRESS",
+    # Webhooks to localhost and a local receiver's CA: the local stack and tests only.
+    "WEBHOOK_CA_BUNDLE",
+    "WEBHOOK_LOCALHOST_ALLOWED",
 }
 # Values Terraform only knows at apply (resource attributes): stand-ins of the right shape.
 APPLY_TIME_STAND_INS = {
@@ -58,6 +61,7 @@ SECRETS_READ_BY = {
     "quota": {"API_KEY_PEPPER"},
     "stripe_webhook": {"API_KEY_PEPPER", "STRIPE_WEBHOOK_SECRET"},
     "trigger": {"ADMIN_API_KEY"},
+    "notifications": {"API_KEY_PEPPER"},
     "runner": set(),
     "members": {"API_KEY_PEPPER"},
     "audit": {"API_KEY_PEPPER"},

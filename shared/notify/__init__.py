@@ -1,0 +1,1 @@
+"""Alerts: the outbox, the rules that fill it, and the sender that delivers it (email, webhooks)."""
