@@ -103,14 +103,15 @@ locals {
   # function and the job alike: one map, so no process can miss one.
   # tests/unit/test_terraform.py compares its keys with the Settings fields.
   runtime_env = {
-    AUTH_CACHE_TTL_SECONDS = "30"
-    AZURE_AUTHORITY_HOST   = "https://login.microsoftonline.com"
-    AZURE_BLOB_ENDPOINT    = "https://{account}.blob.core.windows.net"
-    BQ_JOB_TIMEOUT         = "60"
-    BQ_LOCATION            = var.bq_location
-    CENTRAL_DATASET        = var.central_dataset
-    CLOUD_ACCESS_TIMEOUT   = "15"
-    CLOUD_REGION           = var.region
+    ANTHROPIC_ADMIN_API_BASE = "https://api.anthropic.com"
+    AUTH_CACHE_TTL_SECONDS   = "30"
+    AZURE_AUTHORITY_HOST     = "https://login.microsoftonline.com"
+    AZURE_BLOB_ENDPOINT      = "https://{account}.blob.core.windows.net"
+    BQ_JOB_TIMEOUT           = "60"
+    BQ_LOCATION              = var.bq_location
+    CENTRAL_DATASET          = var.central_dataset
+    CLOUD_ACCESS_TIMEOUT     = "15"
+    CLOUD_REGION             = var.region
     # Audience prefix of the runner's ID tokens for AWS and Entra (+ "/<external id>").
     CLOUD_TOKEN_AUDIENCE       = local.function_urls["credentials"]
     CONVERGENCE_ENV            = "production"
@@ -118,6 +119,7 @@ locals {
     DISPATCH_BACKEND           = "cloud_tasks"
     FRONTEND_ORIGINS           = join(",", var.frontend_origins)
     GCP_PROJECT                = var.project_id
+    GENAI_API_TIMEOUT          = "30"
     GOOGLE_CERTS_URL           = "https://www.googleapis.com/oauth2/v1/certs" # keys of the scheduler's tokens
     KMS_KEY_RING               = google_kms_key_ring.tenant_keys.id
     LOG_LEVEL                  = var.log_level
@@ -125,6 +127,7 @@ locals {
     NOTIFY_BATCH_SIZE          = "50"
     NOTIFY_FROM                = var.notify_from
     NOTIFY_MAX_ATTEMPTS        = "8"
+    OPENAI_ADMIN_API_BASE      = "https://api.openai.com"
     PAYMENT_GRACE_DAYS         = tostring(var.payment_grace_days)
     RUNNER_IDENTITY_SUBJECT    = google_service_account.sa["runner"].unique_id
     RUNNER_JOB                 = local.runner_job_name
