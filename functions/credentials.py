@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import flask
 import functions_framework
+from pydantic import BaseModel, Field
 
 from shared.http import ApiRequest, Reply, Routes, require_tenant, serve
 from shared.vault import credentials as vault
@@ -19,12 +22,27 @@ from shared.vault.provider_configs import CreateProviderConfigRequest, ProviderC
 routes = Routes()
 
 
+class ValidateQuery(BaseModel):
+    """`?validate=`: format checks only (default), or a live call to the provider."""
+
+    validate_: Literal["format", "live"] = Field(default="format", alias="validate")
+
+
 def _validator(request: ApiRequest) -> CredentialValidator:
     live_enabled = request.deps.settings.credential_live_validation
     return validator_for(request.raw.args.get("validate"), live_enabled)
 
 
-@routes.route("/", methods=["POST"])
+@routes.route(
+    "/",
+    methods=["POST"],
+    auth="tenant",
+    body=CreateCredentialRequest,
+    query=ValidateQuery,
+    status=(201, 200),
+    errors=(409, 429),
+    idempotency_key=True,
+)
 def create_credential(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(CreateCredentialRequest)
@@ -35,13 +53,13 @@ def create_credential(request: ApiRequest) -> Reply:
     return Reply(credential, status=201 if created else 200)
 
 
-@routes.route("/", methods=["GET"])
+@routes.route("/", methods=["GET"], auth="tenant")
 def list_credentials(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply({"credentials": vault.list_credentials(request.deps, tenant_id)})
 
 
-@routes.route("/platform-identity", methods=["GET"])
+@routes.route("/platform-identity", methods=["GET"], auth="tenant")
 def get_platform_identity(request: ApiRequest) -> Reply:
     """What the tenant's AWS role and Entra app must trust (issuer, subject, audience)."""
     tenant_id = require_tenant(request).tenant_id
@@ -50,19 +68,26 @@ def get_platform_identity(request: ApiRequest) -> Reply:
     return Reply(platform_identity(request.deps.settings, tenant_id))
 
 
-@routes.route("/<credential_id>", methods=["GET"])
+@routes.route("/<credential_id>", methods=["GET"], auth="tenant")
 def get_credential(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(vault.get_credential(request.deps, tenant_id, request.args["credential_id"]))
 
 
-@routes.route("/<credential_id>", methods=["DELETE"])
+@routes.route("/<credential_id>", methods=["DELETE"], auth="tenant", errors=(409,))
 def delete_credential(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(vault.delete_credential(request.deps, tenant_id, request.args["credential_id"]))
 
 
-@routes.route("/<credential_id>/rotate", methods=["POST"])
+@routes.route(
+    "/<credential_id>/rotate",
+    methods=["POST"],
+    auth="tenant",
+    body=RotateCredentialRequest,
+    query=ValidateQuery,
+    errors=(409,),
+)
 def rotate_credential(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(RotateCredentialRequest)
@@ -76,26 +101,39 @@ def rotate_credential(request: ApiRequest) -> Reply:
     return Reply(rotated)
 
 
-@routes.route("/provider-configs", methods=["POST"])
+@routes.route(
+    "/provider-configs",
+    methods=["POST"],
+    auth="tenant",
+    body=CreateProviderConfigRequest,
+    status=(201,),
+    errors=(409,),
+)
 def create_provider_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(CreateProviderConfigRequest)
     return Reply(provider_configs.create_config(request.deps, tenant_id, body), status=201)
 
 
-@routes.route("/provider-configs", methods=["GET"])
+@routes.route("/provider-configs", methods=["GET"], auth="tenant")
 def list_provider_configs(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply({"provider_configs": provider_configs.list_configs(request.deps, tenant_id)})
 
 
-@routes.route("/provider-configs/<config_id>", methods=["GET"])
+@routes.route("/provider-configs/<config_id>", methods=["GET"], auth="tenant")
 def get_provider_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(provider_configs.get_config(request.deps, tenant_id, request.args["config_id"]))
 
 
-@routes.route("/provider-configs/<config_id>", methods=["PUT"])
+@routes.route(
+    "/provider-configs/<config_id>",
+    methods=["PUT"],
+    auth="tenant",
+    body=ProviderConfigFields,
+    errors=(409,),
+)
 def replace_provider_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(ProviderConfigFields)
@@ -105,7 +143,7 @@ def replace_provider_config(request: ApiRequest) -> Reply:
     return Reply(replaced)
 
 
-@routes.route("/provider-configs/<config_id>", methods=["DELETE"])
+@routes.route("/provider-configs/<config_id>", methods=["DELETE"], auth="tenant", errors=(409,))
 def delete_provider_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     deleted = provider_configs.delete_config(request.deps, tenant_id, request.args["config_id"])

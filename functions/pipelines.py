@@ -11,7 +11,15 @@ from shared.scheduling import configs, history, manual
 routes = Routes()
 
 
-@routes.route("/configs", methods=["POST"])
+@routes.route(
+    "/configs",
+    methods=["POST"],
+    auth="tenant",
+    body=configs.PipelineConfigRequest,
+    status=(201, 200),
+    errors=(409,),
+    idempotency_key=True,
+)
 def create_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(configs.PipelineConfigRequest)
@@ -20,19 +28,25 @@ def create_config(request: ApiRequest) -> Reply:
     return Reply(config, status=201 if created else 200)
 
 
-@routes.route("/configs", methods=["GET"])
+@routes.route("/configs", methods=["GET"], auth="tenant")
 def list_configs(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply({"configs": configs.list_configs(request.deps, tenant_id)})
 
 
-@routes.route("/configs/<config_id>", methods=["GET"])
+@routes.route("/configs/<config_id>", methods=["GET"], auth="tenant")
 def get_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(configs.get_config(request.deps, tenant_id, request.args["config_id"]))
 
 
-@routes.route("/configs/<config_id>", methods=["PUT"])
+@routes.route(
+    "/configs/<config_id>",
+    methods=["PUT"],
+    auth="tenant",
+    body=configs.PipelineConfigRequest,
+    errors=(409,),
+)
 def replace_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(configs.PipelineConfigRequest)
@@ -40,7 +54,13 @@ def replace_config(request: ApiRequest) -> Reply:
     return Reply(configs.update_config(request.deps, tenant_id, request.args["config_id"], changes))
 
 
-@routes.route("/configs/<config_id>", methods=["PATCH"])
+@routes.route(
+    "/configs/<config_id>",
+    methods=["PATCH"],
+    auth="tenant",
+    body=configs.PipelineConfigPatch,
+    errors=(409,),
+)
 def patch_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(configs.PipelineConfigPatch)
@@ -48,13 +68,21 @@ def patch_config(request: ApiRequest) -> Reply:
     return Reply(configs.update_config(request.deps, tenant_id, request.args["config_id"], changes))
 
 
-@routes.route("/configs/<config_id>", methods=["DELETE"])
+@routes.route("/configs/<config_id>", methods=["DELETE"], auth="tenant", errors=(409,))
 def delete_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(configs.delete_config(request.deps, tenant_id, request.args["config_id"]))
 
 
-@routes.route("/runs", methods=["POST"])
+@routes.route(
+    "/runs",
+    methods=["POST"],
+    auth="tenant",
+    body=manual.StartRunRequest,
+    status=(202, 200),
+    errors=(404, 409, 429),
+    idempotency_key=True,
+)
 def start_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(manual.StartRunRequest)
@@ -63,26 +91,34 @@ def start_run(request: ApiRequest) -> Reply:
     return Reply(started, status=202 if created else 200)
 
 
-@routes.route("/runs", methods=["GET"])
+@routes.route("/runs", methods=["GET"], auth="tenant", query=history.RunFilters)
 def list_runs(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     filters = parse_model(history.RunFilters, request.raw.args.to_dict())
     return Reply(history.list_runs(request.deps, tenant_id, filters))
 
 
-@routes.route("/runs/<run_id>", methods=["GET"])
+@routes.route("/runs/<run_id>", methods=["GET"], auth="tenant")
 def get_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(history.get_run(request.deps, tenant_id, request.args["run_id"]))
 
 
-@routes.route("/runs/<run_id>/cancel", methods=["POST"])
+@routes.route(
+    "/runs/<run_id>/cancel", methods=["POST"], auth="tenant", status=(202,), errors=(409,)
+)
 def cancel_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(manual.cancel(request.deps, tenant_id, request.args["run_id"]), status=202)
 
 
-@routes.route("/runs/<run_id>/retry", methods=["POST"])
+@routes.route(
+    "/runs/<run_id>/retry",
+    methods=["POST"],
+    auth="tenant",
+    status=(202, 200),
+    errors=(409, 429),
+)
 def retry_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     retried, created = manual.retry(request.deps, tenant_id, request.args["run_id"])

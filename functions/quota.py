@@ -20,13 +20,15 @@ def _report(request: ApiRequest, tenant_id: str) -> Reply:
     return Reply({"tenant_id": tenant_id, **quota_report(snapshot, now)})
 
 
-@routes.route("/", methods=["GET"])
+@routes.route("/", methods=["GET"], auth="tenant", errors=(404,), summary="The caller's quota")
 def own_quota(request: ApiRequest) -> Reply:
     principal = require_tenant(request)
     return _report(request, principal.tenant_id)
 
 
-@routes.route("/<tenant_id>", methods=["GET"])
+@routes.route(
+    "/<tenant_id>", methods=["GET"], auth="tenant", summary="A tenant's quota (own id only)"
+)
 def tenant_quota(request: ApiRequest) -> Reply:
     principal = require_tenant(request, request.args["tenant_id"])
     return _report(request, principal.tenant_id)

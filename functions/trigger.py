@@ -12,7 +12,7 @@ from shared.scheduling.trigger import tick
 routes = Routes()
 
 
-@routes.route("/", methods=["POST"])
+@routes.route("/", methods=["POST"], auth="scheduler", summary="One scheduler tick")
 def run_tick(request: ApiRequest) -> Reply:
     require_scheduler(request)
     return Reply(tick(request.deps).as_dict())
