@@ -1,4 +1,4 @@
-"""Checks every response the e2e tests receive against the OpenAPI document (status, headers, body)."""
+"""Checks each response the e2e tests receive against the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -42,9 +42,7 @@ def operation_for(path: str, method: str) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def check_response(
-    method: str, url: str, status: int, headers: dict[str, str], body: Any
-) -> None:
+def check_response(method: str, url: str, status: int, headers: dict[str, str], body: Any) -> None:
     """Raises ContractBroken unless the document allows this response to this request."""
     path = urllib.parse.urlsplit(url).path
     found = operation_for(urllib.parse.unquote(path), method)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from local.emulator import free_port
-from tests.e2e.contract import check_response
 from shared.platform.settings import REPO_ROOT
+from tests.e2e.contract import check_response
 
 
 @dataclass
