@@ -196,7 +196,7 @@ def offboard(request: ApiRequest) -> Reply:
     return Reply(lifecycle.offboard(request.deps, tenant_id, body.retain_days, actor="admin"))
 
 
-@routes.route("/key-reveals/<session_id>", methods=["POST"], auth="admin", errors=(409,))
+@routes.route("/key-reveals/<session_id>", methods=["POST"], auth="admin", errors=(409, 410))
 def reveal_key(request: ApiRequest) -> Reply:
     """The key of a tenant provisioned by Stripe checkout: shown once, then destroyed."""
     require_admin(request)

@@ -16,6 +16,7 @@ routes = Routes()
     methods=["POST"],
     auth="admin",
     body=onboarding.OnboardRequest,
+    response=onboarding.OnboardResponse,
     status=(201, 200),
     errors=(409,),
     idempotency_key=True,

@@ -45,6 +45,7 @@ _ERROR_MEANING = {
     403: "The credentials are valid but may not do this (another tenant, a suspended tenant)",
     404: "No such resource for this caller (another tenant's ids are not found either)",
     409: "Conflicts with the current state, or a duplicate still in flight (see Retry-After)",
+    410: "Gone for good: a one-time key already revealed or expired",
     413: "The request body is larger than the limit",
     415: "The body is not application/json",
     422: "The body, query or path fails validation; `field`/`fields` name the problem",

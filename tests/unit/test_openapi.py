@@ -201,3 +201,27 @@ def test_the_gateway_serves_the_merged_document(unit_deps: None) -> None:
     assert response.status_code == 200
     assert response.json == openapi_document()
     assert "/credentials/{credential_id}" in response.json["paths"]
+
+
+def test_the_quota_report_model_describes_exactly_the_body_the_report_builds() -> None:
+    import datetime as dt
+
+    from shared.tenancy.quota import QuotaReport, quota_report
+
+    now = dt.datetime(2026, 11, 22, 10, tzinfo=dt.UTC)
+    snapshot = {
+        "plan": "STARTER",
+        "daily_run_limit": 6,
+        "monthly_run_limit": 100,
+        "concurrent_run_limit": 2,
+        "daily_runs": 5,
+        "usage_date": now.date(),
+        "monthly_runs": 5,
+        "usage_month": now.date().replace(day=1),
+        "running": 1,
+    }
+    body = {"tenant_id": "acme", **quota_report(snapshot, now)}
+
+    parsed = QuotaReport.model_validate(body)
+
+    assert parsed.model_dump(mode="json") == body
