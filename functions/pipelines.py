@@ -91,7 +91,7 @@ def start_run(request: ApiRequest) -> Reply:
     return Reply(started, status=202 if created else 200)
 
 
-@routes.route("/runs", methods=["GET"], auth="tenant", query=history.RunFilters)
+@routes.route("/runs", methods=["GET"], auth="tenant", query=history.RunFilters, errors=(400,))
 def list_runs(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     filters = parse_model(history.RunFilters, request.raw.args.to_dict())

@@ -19,7 +19,7 @@ _METHOD_ORDER = ("get", "post", "put", "patch", "delete")
 
 ERROR_BODY: dict[str, Any] = {
     "type": "object",
-    "description": "The one JSON error body (shared/platform/errors.py ApiError).",
+    "description": "The one JSON error body every error response carries.",
     "required": ["error", "detail", "request_id"],
     "properties": {
         "error": {"type": "string", "description": "a stable machine-readable code"},
@@ -247,7 +247,7 @@ def build_document(functions: Mapping[str, Routes], *, prefixed: bool) -> dict[s
         "info": {
             "title": title,
             "version": API_VERSION,
-            "description": "Generated from the route tables (shared/platform/openapi.py).",
+            "description": "Generated from the functions' route tables and request models.",
         },
         "paths": ordered,
         "components": {"schemas": components.schemas, "securitySchemes": SECURITY_SCHEMES},

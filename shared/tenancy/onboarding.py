@@ -85,7 +85,7 @@ class StripeRefs:
 
 
 class OnboardResponse(BaseModel):
-    """The onboarding answer (OnboardResult.body); `api_key` is null on a replay."""
+    """The onboarding answer; `api_key` is shown once and is null on a replay."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -164,7 +164,7 @@ class ConcurrentRuns(BaseModel):
 
 
 class QuotaReport(BaseModel):
-    """GET /quota: the body quota_report() builds, as the OpenAPI document describes it."""
+    """GET /quota: plan limits, usage, running runs, warnings and whether runs are blocked."""
 
     tenant_id: str
     plan: str

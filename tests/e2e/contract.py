@@ -11,6 +11,13 @@ from jsonschema import Draft202012Validator
 
 from local.gateway import openapi_document
 
+# What must never reach a client: tracebacks, source paths, module and engine names.
+INTERNALS = re.compile(
+    r"Traceback|File \"|\.py\b|shared\.|functions\.|google\.cloud|google\.api_core"
+    r"|bqemulator|duckdb|sqlglot|werkzeug|flask|pydantic_core|KeyError|TypeError|NoneType",
+    re.IGNORECASE,
+)
+
 
 class ContractBroken(AssertionError):
     """A response the document does not allow."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,17 +20,12 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis import checks as builtin
 
 from local.gateway import openapi_document
+from tests.e2e.contract import INTERNALS
 from tests.e2e.stack import RunningStack, call_json, start_stack
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
 schema = schemathesis.openapi.from_dict(openapi_document())
 
-# What must never reach a client: tracebacks, source paths, module and engine names.
-INTERNALS = re.compile(
-    r"Traceback|File \"|\.py\b|shared\.|functions\.|google\.cloud|google\.api_core"
-    r"|bqemulator|duckdb|sqlglot|werkzeug|flask|pydantic_core|KeyError|TypeError|NoneType",
-    re.IGNORECASE,
-)
 CHECKS = [
     builtin.not_a_server_error,
     builtin.status_code_conformance,

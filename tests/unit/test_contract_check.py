@@ -30,10 +30,15 @@ def test_a_429_without_retry_after_is_refused() -> None:
     check_response("GET", f"{BASE}/quota", 429, {"retry-after": "3"}, ERROR)
 
 
-def test_a_request_body_model_does_not_constrain_the_success_body_it_does_not_describe() -> None:
-    check_response("POST", f"{BASE}/onboard", 201, {}, {"tenant_id": "acme"})
+def test_a_success_body_is_checked_against_its_response_model() -> None:
+    with pytest.raises(ContractBroken, match="'api_key' is a required property"):
+        check_response("POST", f"{BASE}/onboard", 201, {}, {"tenant_id": "acme"})
+
+
+def test_an_unmodelled_success_body_must_still_be_a_json_object() -> None:
+    check_response("POST", f"{BASE}/pipelines/configs", 201, {}, {"config_id": "cfg_1"})
     with pytest.raises(ContractBroken, match="is not of type 'object'"):
-        check_response("POST", f"{BASE}/onboard", 201, {}, ["not", "an", "object"])
+        check_response("POST", f"{BASE}/pipelines/configs", 201, {}, ["not", "an", "object"])
 
 
 def test_paths_no_function_serves_are_left_to_the_gateway() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,3 +226,11 @@ def test_the_quota_report_model_describes_exactly_the_body_the_report_builds() -
     parsed = QuotaReport.model_validate(body)
 
     assert parsed.model_dump(mode="json") == body
+
+
+def test_the_document_names_no_source_file_module_or_engine() -> None:
+    from tests.e2e.contract import INTERNALS
+
+    text = json.dumps(openapi_document())
+
+    assert [m.group(0) for m in INTERNALS.finditer(text)] == []
