@@ -23,7 +23,7 @@ from local.gateway import openapi_document
 from tests.e2e.contract import INTERNALS
 from tests.e2e.stack import RunningStack, call_json, start_stack
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 schema = schemathesis.openapi.from_dict(openapi_document())
 
 CHECKS = [
