@@ -126,7 +126,7 @@ def test_tenant_a_gets_404_or_403_for_every_operation_on_tenant_b_ids(tenants: T
             url = url.replace(f"{{{parameter}}}", value)
         body = None
         if "requestBody" in operation:
-            body = VALID_BODIES.get(operation["operationId"])
+            body = VALID_BODIES.get(operation["operationId"], {} if admin_only else None)
             assert body is not None or not operation["requestBody"]["required"], (
                 f"{operation['operationId']}: add a valid body to VALID_BODIES"
             )
