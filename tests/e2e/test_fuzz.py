@@ -44,7 +44,7 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    stack: RunningStack = start_stack(tmp_path_factory.mktemp("fuzz") / "data")
+    stack: RunningStack = start_stack(tmp_path_factory.mktemp("fuzz") / "data", timeout=240)
     tenant_id = "fuzz_" + uuid.uuid4().hex[:8]
     status, _, body = call_json(
         "POST",

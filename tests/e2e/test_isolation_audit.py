@@ -56,7 +56,7 @@ def created(stack: RunningStack, key: str, path: str, payload: dict[str, Any]) -
 
 @pytest.fixture(scope="module")
 def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
-    stack = start_stack(tmp_path_factory.mktemp("isolation") / "data")
+    stack = start_stack(tmp_path_factory.mktemp("isolation") / "data", timeout=240)
     a, b = onboard(stack, "iso_a"), onboard(stack, "iso_b")
     key_b = b["api_key"]
     credential = created(
