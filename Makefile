@@ -87,6 +87,13 @@ e2e: venv zetasql-stubs
 bench: venv ## benchmarks print their figures; never part of `make test`
 	$(PY) -m pytest -s tests/bench
 
+# schemathesis over the whole local stack from its OpenAPI document (tests/e2e/test_fuzz.py);
+# `make test` runs the same file with FUZZ_EXAMPLES=3 per operation.
+FUZZ_EXAMPLES ?= 60
+.PHONY: fuzz
+fuzz: venv node-deps zetasql-stubs ## longer fuzzing of every operation, plus the isolation audit
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -s $(PYTEST_ARGS) tests/e2e/test_fuzz.py tests/e2e/test_isolation_audit.py
+
 infra-venv: $(INFRA_STAMP)
 
 $(INFRA_STAMP): requirements-infra.txt

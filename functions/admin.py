@@ -61,7 +61,14 @@ def _tenant(request: ApiRequest) -> str:
     return require_tenant_id(request.args["tenant_id"], request.deps.settings.central_dataset)
 
 
-@routes.route("/bootstrap", methods=["POST"])
+@routes.route(
+    "/bootstrap",
+    methods=["POST"],
+    auth="admin",
+    body=BootstrapRequest,
+    body_optional=True,
+    status=(201, 200),
+)
 def bootstrap(request: ApiRequest) -> Reply:
     """Creates the central dataset and missing tables; an empty body means a real run."""
     require_admin(request)
@@ -75,12 +82,19 @@ def bootstrap(request: ApiRequest) -> Reply:
     return Reply(report.as_dict(), status=201 if created else 200)
 
 
-@routes.route("/tenants/<tenant_id>", methods=["GET"])
+@routes.route("/tenants/<tenant_id>", methods=["GET"], auth="admin")
 def get_tenant(request: ApiRequest) -> Reply:
     return Reply(lifecycle.tenant_status(request.deps, _tenant(request)))
 
 
-@routes.route("/tenants/<tenant_id>/suspend", methods=["POST"])
+@routes.route(
+    "/tenants/<tenant_id>/suspend",
+    methods=["POST"],
+    auth="admin",
+    body=StatusChange,
+    body_optional=True,
+    errors=(409,),
+)
 def suspend(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = _options(request, StatusChange)
@@ -95,7 +109,14 @@ def suspend(request: ApiRequest) -> Reply:
     return _status_reply(request, tenant_id, changed)
 
 
-@routes.route("/tenants/<tenant_id>/reactivate", methods=["POST"])
+@routes.route(
+    "/tenants/<tenant_id>/reactivate",
+    methods=["POST"],
+    auth="admin",
+    body=StatusChange,
+    body_optional=True,
+    errors=(409,),
+)
 def reactivate(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = _options(request, StatusChange)
@@ -120,7 +141,9 @@ def _status_reply(request: ApiRequest, tenant_id: str, changed: bool) -> Reply:
     return Reply({"tenant_id": tenant_id, "status": profile["status"], "changed": changed})
 
 
-@routes.route("/tenants/<tenant_id>/plan", methods=["POST"])
+@routes.route(
+    "/tenants/<tenant_id>/plan", methods=["POST"], auth="admin", body=PlanChange, errors=(409,)
+)
 def change_plan(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = request.model(PlanChange)
@@ -128,7 +151,15 @@ def change_plan(request: ApiRequest) -> Reply:
     return Reply({"tenant_id": tenant_id, **limits})
 
 
-@routes.route("/tenants/<tenant_id>/keys/rotate", methods=["POST"])
+@routes.route(
+    "/tenants/<tenant_id>/keys/rotate",
+    methods=["POST"],
+    auth="admin",
+    body=RotateRequest,
+    body_optional=True,
+    status=(201,),
+    errors=(409,),
+)
 def rotate_key(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = _options(request, RotateRequest)
@@ -138,7 +169,9 @@ def rotate_key(request: ApiRequest) -> Reply:
     return Reply(result, status=201)
 
 
-@routes.route("/tenants/<tenant_id>/keys/<key_id>/revoke", methods=["POST"])
+@routes.route(
+    "/tenants/<tenant_id>/keys/<key_id>/revoke", methods=["POST"], auth="admin", errors=(409,)
+)
 def revoke_key(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     return Reply(
@@ -146,7 +179,13 @@ def revoke_key(request: ApiRequest) -> Reply:
     )
 
 
-@routes.route("/tenants/<tenant_id>/offboard", methods=["POST"])
+@routes.route(
+    "/tenants/<tenant_id>/offboard",
+    methods=["POST"],
+    auth="admin",
+    body=OffboardRequest,
+    errors=(409,),
+)
 def offboard(request: ApiRequest) -> Reply:
     tenant_id = _tenant(request)
     body = request.model(OffboardRequest)
@@ -157,7 +196,7 @@ def offboard(request: ApiRequest) -> Reply:
     return Reply(lifecycle.offboard(request.deps, tenant_id, body.retain_days, actor="admin"))
 
 
-@routes.route("/key-reveals/<session_id>", methods=["POST"])
+@routes.route("/key-reveals/<session_id>", methods=["POST"], auth="admin", errors=(409, 410))
 def reveal_key(request: ApiRequest) -> Reply:
     """The key of a tenant provisioned by Stripe checkout: shown once, then destroyed."""
     require_admin(request)
@@ -170,7 +209,7 @@ def reveal_key(request: ApiRequest) -> Reply:
     return Reply(stripe_events.reveal_key(request.deps, session_id))
 
 
-@routes.route("/enforce-grace", methods=["POST"])
+@routes.route("/enforce-grace", methods=["POST"], auth="admin")
 def enforce_grace(request: ApiRequest) -> Reply:
     """Suspends tenants past due beyond the grace period (idempotent; safe on a schedule)."""
     require_admin(request)
@@ -179,7 +218,7 @@ def enforce_grace(request: ApiRequest) -> Reply:
     return Reply({"suspended": stripe_events.enforce_payment_grace(request.deps)})
 
 
-@routes.route("/purge", methods=["POST"])
+@routes.route("/purge", methods=["POST"], auth="admin")
 def purge(request: ApiRequest) -> Reply:
     """Deletes datasets of offboarded tenants whose retention has passed (idempotent)."""
     require_admin(request)

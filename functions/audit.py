@@ -12,7 +12,15 @@ from shared.tenancy.roles import Role
 routes = Routes()
 
 
-@routes.route("/", methods=["GET"], role=Role.ADMIN)
+@routes.route(
+    "/",
+    methods=["GET"],
+    role=Role.ADMIN,
+    auth="tenant",
+    query=AuditFilters,
+    errors=(400,),
+    summary="The audit trail, newest first, cursor-paginated",
+)
 def list_audit(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     filters = parse_model(AuditFilters, request.raw.args.to_dict())

@@ -14,7 +14,17 @@ routes = Routes()
 MAX_MESSAGES = 200
 
 
-@routes.route("/webhooks", methods=["POST"], role=Role.EDITOR)
+@routes.route(
+    "/webhooks",
+    methods=["POST"],
+    role=Role.EDITOR,
+    auth="tenant",
+    body=webhooks.RegisterWebhookRequest,
+    status=(201, 200),
+    errors=(409,),
+    idempotency_key=True,
+    summary="Register a webhook; its signing secret is shown once",
+)
 def register_webhook(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(webhooks.RegisterWebhookRequest)
@@ -22,19 +32,31 @@ def register_webhook(request: ApiRequest) -> Reply:
     return Reply(hook, status=201 if created else 200)
 
 
-@routes.route("/webhooks", methods=["GET"], role=Role.VIEWER)
+@routes.route("/webhooks", methods=["GET"], role=Role.VIEWER, auth="tenant", summary="Webhooks")
 def list_webhooks(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply({"webhooks": webhooks.list_webhooks(request.deps, tenant_id)})
 
 
-@routes.route("/webhooks/<webhook_id>", methods=["DELETE"], role=Role.EDITOR)
+@routes.route(
+    "/webhooks/<webhook_id>",
+    methods=["DELETE"],
+    role=Role.EDITOR,
+    auth="tenant",
+    summary="Delete a webhook",
+)
 def delete_webhook(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(webhooks.delete_webhook(request.deps, tenant_id, request.args["webhook_id"]))
 
 
-@routes.route("/messages", methods=["GET"], role=Role.VIEWER)
+@routes.route(
+    "/messages",
+    methods=["GET"],
+    role=Role.VIEWER,
+    auth="tenant",
+    summary="Recent alert messages and their delivery state",
+)
 def list_messages(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     raw = request.raw.args.get("limit", "50")

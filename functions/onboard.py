@@ -11,7 +11,17 @@ from shared.tenancy import onboarding
 routes = Routes()
 
 
-@routes.route("/", methods=["POST"])
+@routes.route(
+    "/",
+    methods=["POST"],
+    auth="admin",
+    body=onboarding.OnboardRequest,
+    response=onboarding.OnboardResponse,
+    status=(201, 200),
+    errors=(409,),
+    idempotency_key=True,
+    summary="Onboard a tenant: profile, plan, dataset and its first API key",
+)
 def create_tenant(request: ApiRequest) -> Reply:
     require_admin(request)
     payload = request.model(onboarding.OnboardRequest)

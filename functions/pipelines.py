@@ -12,7 +12,16 @@ from shared.tenancy.roles import Role
 routes = Routes()
 
 
-@routes.route("/configs", methods=["POST"], role=Role.EDITOR)
+@routes.route(
+    "/configs",
+    methods=["POST"],
+    role=Role.EDITOR,
+    auth="tenant",
+    body=configs.PipelineConfigRequest,
+    status=(201, 200),
+    errors=(409,),
+    idempotency_key=True,
+)
 def create_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(configs.PipelineConfigRequest)
@@ -21,19 +30,26 @@ def create_config(request: ApiRequest) -> Reply:
     return Reply(config, status=201 if created else 200)
 
 
-@routes.route("/configs", methods=["GET"], role=Role.VIEWER)
+@routes.route("/configs", methods=["GET"], role=Role.VIEWER, auth="tenant")
 def list_configs(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply({"configs": configs.list_configs(request.deps, tenant_id)})
 
 
-@routes.route("/configs/<config_id>", methods=["GET"], role=Role.VIEWER)
+@routes.route("/configs/<config_id>", methods=["GET"], role=Role.VIEWER, auth="tenant")
 def get_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(configs.get_config(request.deps, tenant_id, request.args["config_id"]))
 
 
-@routes.route("/configs/<config_id>", methods=["PUT"], role=Role.EDITOR)
+@routes.route(
+    "/configs/<config_id>",
+    methods=["PUT"],
+    role=Role.EDITOR,
+    auth="tenant",
+    body=configs.PipelineConfigRequest,
+    errors=(409,),
+)
 def replace_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(configs.PipelineConfigRequest)
@@ -41,7 +57,14 @@ def replace_config(request: ApiRequest) -> Reply:
     return Reply(configs.update_config(request.deps, tenant_id, request.args["config_id"], changes))
 
 
-@routes.route("/configs/<config_id>", methods=["PATCH"], role=Role.EDITOR)
+@routes.route(
+    "/configs/<config_id>",
+    methods=["PATCH"],
+    role=Role.EDITOR,
+    auth="tenant",
+    body=configs.PipelineConfigPatch,
+    errors=(409,),
+)
 def patch_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(configs.PipelineConfigPatch)
@@ -49,13 +72,24 @@ def patch_config(request: ApiRequest) -> Reply:
     return Reply(configs.update_config(request.deps, tenant_id, request.args["config_id"], changes))
 
 
-@routes.route("/configs/<config_id>", methods=["DELETE"], role=Role.EDITOR)
+@routes.route(
+    "/configs/<config_id>", methods=["DELETE"], role=Role.EDITOR, auth="tenant", errors=(409,)
+)
 def delete_config(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(configs.delete_config(request.deps, tenant_id, request.args["config_id"]))
 
 
-@routes.route("/runs", methods=["POST"], role=Role.EDITOR)
+@routes.route(
+    "/runs",
+    methods=["POST"],
+    role=Role.EDITOR,
+    auth="tenant",
+    body=manual.StartRunRequest,
+    status=(202, 200),
+    errors=(404, 409, 429),
+    idempotency_key=True,
+)
 def start_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     body = request.model(manual.StartRunRequest)
@@ -64,26 +98,47 @@ def start_run(request: ApiRequest) -> Reply:
     return Reply(started, status=202 if created else 200)
 
 
-@routes.route("/runs", methods=["GET"], role=Role.VIEWER)
+@routes.route(
+    "/runs",
+    methods=["GET"],
+    role=Role.VIEWER,
+    auth="tenant",
+    query=history.RunFilters,
+    errors=(400,),
+)
 def list_runs(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     filters = parse_model(history.RunFilters, request.raw.args.to_dict())
     return Reply(history.list_runs(request.deps, tenant_id, filters))
 
 
-@routes.route("/runs/<run_id>", methods=["GET"], role=Role.VIEWER)
+@routes.route("/runs/<run_id>", methods=["GET"], role=Role.VIEWER, auth="tenant")
 def get_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(history.get_run(request.deps, tenant_id, request.args["run_id"]))
 
 
-@routes.route("/runs/<run_id>/cancel", methods=["POST"], role=Role.EDITOR)
+@routes.route(
+    "/runs/<run_id>/cancel",
+    methods=["POST"],
+    role=Role.EDITOR,
+    auth="tenant",
+    status=(202,),
+    errors=(409,),
+)
 def cancel_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     return Reply(manual.cancel(request.deps, tenant_id, request.args["run_id"]), status=202)
 
 
-@routes.route("/runs/<run_id>/retry", methods=["POST"], role=Role.EDITOR)
+@routes.route(
+    "/runs/<run_id>/retry",
+    methods=["POST"],
+    role=Role.EDITOR,
+    auth="tenant",
+    status=(202, 200),
+    errors=(409, 429),
+)
 def retry_run(request: ApiRequest) -> Reply:
     tenant_id = require_tenant(request).tenant_id
     retried, created = manual.retry(request.deps, tenant_id, request.args["run_id"])

@@ -11,7 +11,13 @@ from shared.tenancy import stripe_events
 routes = Routes()
 
 
-@routes.route("/", methods=["POST"])
+@routes.route(
+    "/",
+    methods=["POST"],
+    auth="stripe",
+    errors=(409, 413, 422),
+    summary="A Stripe event (signed)",
+)
 def receive(request: ApiRequest) -> Reply:
     # The signature covers the exact raw bytes: verify before parsing anything.
     event = stripe_events.verify(

@@ -12,13 +12,15 @@ from shared.scheduling.trigger import tick
 routes = Routes()
 
 
-@routes.route("/", methods=["POST"])
+@routes.route("/", methods=["POST"], auth="scheduler", summary="One scheduler tick")
 def run_tick(request: ApiRequest) -> Reply:
     require_scheduler(request)
     return Reply(tick(request.deps).as_dict())
 
 
-@routes.route("/notifications", methods=["POST"])
+@routes.route(
+    "/notifications", methods=["POST"], auth="scheduler", summary="One outbox sender pass"
+)
 def send_notifications(request: ApiRequest) -> Reply:
     """One bounded outbox sender pass (shared.notify.sender), on the same schedule as ticks."""
     require_scheduler(request)

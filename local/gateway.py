@@ -59,6 +59,18 @@ def central_tables_missing() -> list[str]:
     return missing_central_tables(current.warehouse, current.catalog, timeout=3)
 
 
+def openapi_document() -> dict[str, Any]:
+    """Every function's OpenAPI document merged, each mounted at /<name> as the gateway does."""
+    import importlib
+
+    from shared.platform.openapi import build_document
+
+    functions = {
+        name: importlib.import_module(f"functions.{name}").routes for name in FUNCTION_NAMES
+    }
+    return build_document(functions, prefixed=True)
+
+
 class Health:
     """What /healthz promises: 200 only when a request can be served, else 503 saying why.
 
@@ -120,6 +132,9 @@ def _root_app(health: Health) -> WsgiApp:
             response.headers["Cache-Control"] = "no-store"
             if status == 503:
                 response.headers["Retry-After"] = "2"
+        elif request.path == "/openapi.json" and request.method in ("GET", "HEAD"):
+            response = Response(json.dumps(openapi_document()), mimetype="application/json")
+            response.headers["Cache-Control"] = "no-store"
         else:
             response = _json_error(404, "no function at this path")
         return response(environ, start_response)

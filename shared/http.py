@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -190,6 +190,8 @@ class ApiRequest:
     required_role: Role | None = None
     # Set by require_tenant: who made the request, for the audit trail.
     principal: Principal | None = None
+    routes: Routes | None = None
+    function: str = ""
 
     def header(self, name: str) -> str | None:
         return self.raw.headers.get(name)
@@ -274,6 +276,30 @@ def _too_large(limit: int) -> ApiError:
 
 Handler = Callable[[ApiRequest], Reply]
 
+# Who may call a route: the header the OpenAPI document names and the 401/429 it implies.
+Auth = Literal["admin", "tenant", "scheduler", "stripe", "public"]
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a route promises, declared beside it; shared/platform/openapi.py documents it.
+
+    `body`/`query` are the pydantic models the handler validates, `response` the
+    model of its success body (None: a JSON object not yet modelled), `status`
+    its success codes, `errors` the statuses it answers beyond those the
+    generator derives from auth, path ids, body and query (docs/api.md).
+    """
+
+    auth: Auth | None = None
+    body: type[BaseModel] | None = None
+    body_optional: bool = False
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: tuple[int, ...] = (200,)
+    errors: tuple[int, ...] = ()
+    idempotency_key: bool = False
+    summary: str = ""
+
 
 class Routes:
     """Werkzeug's URL map behind a decorator, so each function lists its routes in one place."""
@@ -283,15 +309,21 @@ class Routes:
         self.handlers: dict[str, Handler] = {}
         # The least member role each handler admits; None for admin/webhook routes.
         self.roles: dict[Handler, Role | None] = {}
+        self.contracts: dict[str, Contract] = {}
+        # Every function serves its own contract (shared/platform/openapi.py).
+        self.route(
+            "/openapi.json", methods=["GET"], auth="public", summary="This OpenAPI document"
+        )(_openapi_document)
 
     def route(
-        self, rule: str, methods: list[str], role: Role | None = None
+        self, rule: str, methods: list[str], role: Role | None = None, **contract: Any
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             endpoint = f"{handler.__name__}:{rule}"
             self.map.add(Rule(rule, endpoint=endpoint, methods=methods))
             self.handlers[endpoint] = handler
             self.roles[handler] = role
+            self.contracts[endpoint] = Contract(**contract)
             return handler
 
         return register
@@ -311,6 +343,15 @@ class Routes:
                 headers={"Allow": allowed},
             ) from None
         return self.handlers[str(endpoint)], {k: str(v) for k, v in args.items()}
+
+
+def _openapi_document(request: ApiRequest) -> Reply:
+    """GET /openapi.json: this function's OpenAPI 3.1 document, generated from its routes."""
+    from shared.platform.openapi import function_document
+
+    if request.routes is None:
+        raise ApiError(404, "not_found", "no OpenAPI document here")
+    return Reply(function_document(request.function, request.routes))
 
 
 def _cors_headers(request: flask.Request, settings_origins: tuple[str, ...]) -> dict[str, str]:
@@ -385,7 +426,12 @@ def serve(request: flask.Request, routes: Routes, function_name: str) -> flask.R
             return preflight
         handler, args = routes.match(request.path, request.method)
         api_request = ApiRequest(
-            raw=request, args=args, deps=current, required_role=routes.roles.get(handler)
+            raw=request,
+            args=args,
+            deps=current,
+            required_role=routes.roles.get(handler),
+            routes=routes,
+            function=function_name,
         )
         reply = handler(api_request)
         status, body, headers = reply.status, reply.body, reply.headers

@@ -84,6 +84,23 @@ class StripeRefs:
     event_created: dt.datetime | None = None
 
 
+class OnboardResponse(BaseModel):
+    """The onboarding answer; `api_key` is shown once and is null on a replay."""
+
+    model_config = ConfigDict(extra="allow")
+
+    tenant_id: str
+    api_key: str | None
+    api_key_id: str | None
+    subscription_plan: str
+    dataset_id: str
+    tables_created: list[str]
+    views_created: list[str]
+    dryrun_status: str
+    replayed: bool
+    detail: str | None = None
+
+
 @dataclass
 class OnboardResult:
     status_code: int

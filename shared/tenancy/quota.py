@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from shared.platform.errors import ApiError, too_many_requests
 from shared.tenancy.plans import WARN_RATIO
 
@@ -136,3 +138,39 @@ def refusal(tenant_id: str, snapshot: dict[str, Any], wanted: int, now: dt.datet
 
 def _asked(wanted: int) -> str:
     return "" if wanted == 1 else f"; {wanted} runs requested"
+
+
+class _Window(BaseModel):
+    used: int
+    limit: int
+    remaining: int
+    warning: bool
+    exceeded: bool
+
+
+class DailyWindow(_Window):
+    resets_at: str
+
+
+class MonthlyWindow(_Window):
+    resets_on: str
+
+
+class ConcurrentRuns(BaseModel):
+    running: int
+    limit: int
+    available: int
+    exceeded: bool
+
+
+class QuotaReport(BaseModel):
+    """GET /quota: plan limits, usage, running runs, warnings and whether runs are blocked."""
+
+    tenant_id: str
+    plan: str
+    daily: DailyWindow
+    monthly: MonthlyWindow
+    concurrent: ConcurrentRuns
+    running: int
+    warnings: list[str]
+    blocked: bool

@@ -16,6 +16,7 @@ from typing import Any
 
 from local.emulator import free_port
 from shared.platform.settings import REPO_ROOT
+from tests.e2e.contract import check_response
 
 
 @dataclass
@@ -90,15 +91,22 @@ def call(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    """One HTTP call; returns status, headers and the parsed JSON body."""
+    """One HTTP call; returns status, headers and the parsed JSON body.
+
+    Every response is checked against the OpenAPI document (tests/e2e/contract.py):
+    a status, header or body the document does not allow fails the test.
+    """
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             raw = response.read()
-            return response.status, dict(response.headers), json.loads(raw) if raw else None
+            status, got = response.status, dict(response.headers)
     except urllib.error.HTTPError as err:
         raw = err.read()
-        return err.code, dict(err.headers), json.loads(raw) if raw else None
+        status, got = err.code, dict(err.headers)
+    parsed = json.loads(raw) if raw else None
+    check_response(method, url, status, got, parsed)
+    return status, got, parsed
 
 
 def call_json(
