@@ -87,6 +87,8 @@ SERVICES = [
 ]
 REGIONS = [("westeurope", "West Europe"), ("eastus", "East US"), ("northeurope", "North Europe")]
 NINE = Decimal("0.000000001")
+RESERVATION = "/providers/Microsoft.Capacity/reservationOrders/ro1/reservations/r1"
+SAVINGS_PLAN = "/providers/Microsoft.BillingBenefits/savingsPlanOrders/spo1/savingsPlans/sp1"
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,10 @@ class FocusCostGenerator:
         cost = (quantity * unit_price).quantize(NINE)
         list_cost = (cost * Decimal("1.1")).quantize(NINE)
         rg = row["x_ResourceGroupName"]
-        resource = f"{row['SubAccountId']}/resourcegroups/{rg}/providers/microsoft.x/{rtype}/res{self.rng.randint(1, 9)}"
+        number = self.rng.randint(1, 9)
+        resource = (
+            f"{row['SubAccountId']}/resourcegroups/{rg}/providers/microsoft.x/{rtype}/r{number}"
+        )
         tags = {"env": self.rng.choice(["prod", "dev"]), "team": self.rng.choice(["data", "web"])}
         row.update(
             {
@@ -206,7 +211,7 @@ class FocusCostGenerator:
                     "EffectiveCost": (cost * Decimal("0.6")).quantize(NINE),
                     "PricingCategory": "Committed",
                     "CommitmentDiscountCategory": "Usage",
-                    "CommitmentDiscountId": "/providers/Microsoft.Capacity/reservationOrders/ro1/reservations/r1",
+                    "CommitmentDiscountId": RESERVATION,
                     "CommitmentDiscountName": "vm-reservation-1y",
                     "CommitmentDiscountStatus": "Used",
                     "CommitmentDiscountType": "Reservation",
@@ -234,7 +239,7 @@ class FocusCostGenerator:
             "PricingUnit": "Units",
             "PricingCategory": "Committed",
             "CommitmentDiscountCategory": "Usage",
-            "CommitmentDiscountId": "/providers/Microsoft.Capacity/reservationOrders/ro1/reservations/r1",
+            "CommitmentDiscountId": RESERVATION,
             "CommitmentDiscountName": "vm-reservation-1y",
             "CommitmentDiscountType": "Reservation",
             "ChargeCategory": "Purchase",
@@ -247,7 +252,7 @@ class FocusCostGenerator:
             row.update(
                 {
                     "CommitmentDiscountCategory": "Spend",
-                    "CommitmentDiscountId": "/providers/Microsoft.BillingBenefits/savingsPlanOrders/spo1/savingsPlans/sp1",
+                    "CommitmentDiscountId": SAVINGS_PLAN,
                     "CommitmentDiscountName": "compute-savings-plan",
                     "CommitmentDiscountType": "Savings Plan",
                     "ChargeDescription": "Savings plan for compute, 3 years",
@@ -272,7 +277,7 @@ class FocusCostGenerator:
                     "ChargeFrequency": "Usage-Based",
                     "CommitmentDiscountStatus": "Unused",
                     "CommitmentDiscountCategory": "Spend",
-                    "CommitmentDiscountId": "/providers/Microsoft.BillingBenefits/savingsPlanOrders/spo1/savingsPlans/sp1",
+                    "CommitmentDiscountId": SAVINGS_PLAN,
                     "CommitmentDiscountName": "compute-savings-plan",
                     "CommitmentDiscountType": "Savings Plan",
                     "ContractedCost": Decimal("0"),
@@ -392,9 +397,9 @@ def write_export(
     export_name: str,
     generator: FocusCostGenerator,
     rows: list[dict[str, Any]],
+    *,
     range_start: dt.date,
     range_end: dt.date,
-    *,
     file_format: str = "csv",
     rows_per_part: int = 500,
     run_id: str | None = None,

@@ -1,4 +1,4 @@
-"""The columns of Microsoft Cost Management's FocusCost exports, per dataset version, and their types.
+"""The columns of Cost Management FocusCost exports, per dataset version, and their types.
 
 Sources (column lists and types):
 - FocusCost 1.0 and its x_* columns: microsoft/finops-toolkit docs-mslearn/focus/metadata.md
