@@ -80,6 +80,10 @@ STEP_TYPES: dict[str, StepType] = {
         StepType("focus.convert_gcp", f"{_STEPS}.focus:convert_gcp", writes=True),
         # The exact FOCUS proofs of a run's window (reconciliation, nulls, enums).
         StepType("focus.check", f"{_STEPS}.focus:check_gcp"),
+        # Azure Cost Management FocusCost exports -> FOCUS (shared/sources/azure).
+        StepType("azure.land", "shared.sources.azure.reader:land"),
+        StepType("azure.convert", "shared.sources.azure.mapping:convert", writes=True),
+        StepType("azure.check", "shared.sources.azure.mapping:check"),
     )
 }
 

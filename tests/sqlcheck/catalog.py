@@ -135,6 +135,8 @@ TEST_TABLES: dict[str, Columns] = {
 # (shared/pipelines/steps/gcp_billing.py).
 _DRYRUN = re.compile(r"^_dryrun_[0-9a-f]+$")
 _STAGING = re.compile(rf"^_stg_{RAW_TABLE}_[0-9a-f]+$")
+# The Azure reader's per-run staging table (shared/sources/azure/reader.py).
+_AZURE_STAGING = re.compile(r"^_stg_azure_focus_[0-9a-f]+$")
 _EXPORT = re.compile(r"^gcp_billing_export_(resource_)?v1_[A-Za-z0-9_]+$")
 
 
@@ -167,6 +169,10 @@ def tenant_columns(name: str) -> Columns | None:
         return tuple(
             c for c in columns_of(catalog.tenant[RAW_TABLE].schema_) if c[0] not in LINEAGE
         )
+    if _AZURE_STAGING.match(name):
+        from shared.sources.azure.reader import staging_columns
+
+        return staging_columns()
     return TEST_TABLES.get(name)
 
 
