@@ -35,7 +35,7 @@ def steps_yaml(*lines: str) -> str:
 
 
 def test_built_in_templates_load_and_are_the_executor_ids() -> None:
-    assert set(BUILT_IN_PIPELINES) == {"dryrun", "gcp_cost_billing", "bq_etl"}
+    assert set(BUILT_IN_PIPELINES) == {"dryrun", "gcp_cost_billing", "bq_etl", "azure_cost_export"}
     assert template_ids() == BUILT_IN_PIPELINES
     for pipeline_id in BUILT_IN_PIPELINES:
         assert load_template(pipeline_id, check_imports=False).id == pipeline_id
