@@ -152,6 +152,9 @@ class FocusCostGenerator:
             "x_InvoiceSectionName": "Engineering",
             "x_SkuIsCreditEligible": "true",
             "PricingCurrency": self.currency,
+            # MCA invoice numbers; 1.0 writes it as x_InvoiceId, 1.2-preview as InvoiceId.
+            "InvoiceId": f"G{period_start:%y%m}{sub_id[-4:]}",
+            "x_InvoiceId": f"G{period_start:%y%m}{sub_id[-4:]}",
         }
 
     def _usage(self, day: dt.date, hour: int, kind: str) -> dict[str, Any]:
@@ -311,13 +314,18 @@ class FocusCostGenerator:
         elif kind == "marketplace":
             row.update(
                 {
-                    "ChargeCategory": "Purchase",
-                    "ChargeFrequency": "Recurring",
+                    # Metered Marketplace software (billed as used, like the VM it runs on).
+                    "ChargeCategory": "Usage",
+                    "ChargeFrequency": "Usage-Based",
                     "PublisherName": "Contoso Data Ltd",
                     "ServiceName": "Contoso Analytics SaaS",
                     "ServiceCategory": "Analytics",
                     "ServiceSubcategory": "Analytics Platforms",
-                    "ChargeDescription": "Contoso Analytics - Team plan",
+                    "ChargeDescription": "Contoso Analytics - per node hour",
+                    "PricingQuantity": Decimal("24"),
+                    "PricingUnit": "Hours",
+                    "ConsumedQuantity": Decimal("24"),
+                    "ConsumedUnit": "Hours",
                     "PricingCategory": "Standard",
                     "EffectiveCost": amount,
                     "ListCost": amount,

@@ -1,4 +1,4 @@
-"""Azure FocusCost -> focus_cost: land, convert, check over Azurite and the emulator, every version."""
+"""Azure FocusCost -> focus_cost: land, convert, check on Azurite and the emulator, per version."""
 
 from __future__ import annotations
 

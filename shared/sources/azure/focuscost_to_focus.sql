@@ -38,7 +38,17 @@ SELECT
   r.CapacityReservationStatus,
   r.ChargeCategory,
   r.ChargeClass,
-  r.ChargeDescription,
+  -- Microsoft leaves it empty on unused savings plan hours and charges without a SKU
+  -- (conformance summary: "replace with computed alternative"): the SKU's description,
+  -- else what the row is.
+  COALESCE(
+    r.ChargeDescription,
+    r.x_SkuDescription,
+    CONCAT(
+      IFNULL(r.CommitmentDiscountName, r.ServiceName),
+      IF(r.CommitmentDiscountStatus = 'Unused', ' (unused commitment)', '')
+    )
+  ),
   r.ChargeFrequency,
   r.ChargePeriodEnd,
   r.ChargePeriodStart,

@@ -120,7 +120,7 @@ def convert(ctx: StepContext) -> StepResult:
     )
 
 
-def _focus_sql(focus_table: str, raw_table: str) -> str:
+def _focus_sql(focus_table: str, raw_table: str) -> tuple[str, str]:
     """Per billing period of one range: FOCUS rows and SUM(BilledCost), raw rows."""
     return (
         "SELECT f.BillingPeriodStart AS period, f.BillingCurrency AS currency, COUNT(*) AS n, "
