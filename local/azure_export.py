@@ -368,6 +368,14 @@ class FocusCostGenerator:
         return out
 
 
+def _amount(value: Any) -> Decimal:
+    """A row's money as written; a deliberately broken value (bad-input tests) counts 0."""
+    try:
+        return Decimal(str(value)) if value is not None else Decimal(0)
+    except ArithmeticError:
+        return Decimal(0)
+
+
 def csv_gz(header: list[str], rows: list[list[str]]) -> bytes:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -464,5 +472,5 @@ def write_export(
         manifest=f"{folder}/manifest.json",
         blobs=[b["blobName"] for b in blobs],
         rows=len(rows),
-        billed_cost=sum((Decimal(r["BilledCost"]) for r in rows), Decimal(0)),
+        billed_cost=sum((_amount(r.get("BilledCost")) for r in rows), Decimal(0)),
     )

@@ -560,13 +560,17 @@ def run_range(ctx: StepContext) -> tuple[dt.date, dt.date]:
 
 
 def _validate_staged(ctx: StepContext, staging: str, manifests: list[Manifest]) -> None:
+    # Column names as Microsoft spells them (the emulator lower-cases result names).
+    spelled = {name.lower(): name for name in ALL_COLUMNS}
     for row in run_query(ctx, type_check_sql(staging), {}).rows:
-        bad = [c for c, n in row.items() if c != "x_source_file" and n]
+        bad = [c for c, n in row.items() if c.lower() in spelled and n]
         if bad:
+            column = spelled[bad[0].lower()]
+            source = row.get("x_source_file", row.get("x_source_file".lower()))
             raise _fail(
                 "bad_value",
-                f"blob {row['x_source_file']}: column {bad[0]} holds {row[bad[0]]} value(s) "
-                f"that are not {ALL_COLUMNS[bad[0]]}",
+                f"blob {source}: column {column} holds {row[bad[0]]} value(s) "
+                f"that are not {ALL_COLUMNS[column]}",
             )
     for row in run_query(ctx, currency_check_sql(staging), {}).rows:
         raise _fail(
