@@ -88,6 +88,10 @@ STEP_TYPES: dict[str, StepType] = {
         StepType("aws.land", "shared.sources.aws.steps:land"),
         StepType("aws.convert", "shared.sources.aws.steps:convert", writes=True),
         StepType("aws.check", "shared.sources.aws.steps:check"),
+        # Azure Cost Management FocusCost exports -> FOCUS (shared/sources/azure).
+        StepType("azure.land", "shared.sources.azure.reader:land"),
+        StepType("azure.convert", "shared.sources.azure.mapping:convert", writes=True),
+        StepType("azure.check", "shared.sources.azure.mapping:check"),
     )
 }
 

@@ -136,6 +136,8 @@ TEST_TABLES: dict[str, Columns] = {
 _DRYRUN = re.compile(r"^_dryrun_[0-9a-f]+$")
 _STAGING = re.compile(rf"^_stg_{RAW_TABLE}_[0-9a-f]+$")
 _GENAI_STAGING = re.compile(r"^_stg_((?:openai|anthropic)_[a-z]+_raw)_[0-9a-f]+$")
+# The Azure reader's per-run staging table (shared/sources/azure/reader.py).
+_AZURE_STAGING = re.compile(r"^_stg_azure_focus_[0-9a-f]+$")
 _EXPORT = re.compile(r"^gcp_billing_export_(resource_)?v1_[A-Za-z0-9_]+$")
 # The AWS reader's staging copy (shared/sources/aws/steps.py): the raw table's
 # source columns with money as text, plus the file key.
@@ -180,6 +182,10 @@ def tenant_columns(name: str) -> Columns | None:
         source = [c for c in columns_of(catalog.tenant[aws.group(1)].schema_) if c[0][:2] != "x_"]
         staged = tuple((n, "STRING" if t == "NUMERIC" else t) for n, t in source)
         return (*staged, ("x_source_file", "STRING"))
+    if _AZURE_STAGING.match(name):
+        from shared.sources.azure.reader import staging_columns
+
+        return staging_columns()
     return TEST_TABLES.get(name)
 
 

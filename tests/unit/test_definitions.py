@@ -42,6 +42,7 @@ def test_built_in_templates_load_and_are_the_executor_ids() -> None:
         "openai_costs",
         "anthropic_costs",
         "aws_cost_export",
+        "azure_cost_export",
     }
     assert template_ids() == BUILT_IN_PIPELINES
     for pipeline_id in BUILT_IN_PIPELINES:
