@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from functions.admin import admin
+    from functions.costs import costs
     from functions.credentials import credentials
     from functions.onboard import onboard
     from functions.pipelines import pipelines
@@ -29,11 +30,13 @@ FUNCTION_NAMES = (
     "trigger",
     "quota",
     "admin",
+    "costs",
 )
 
 __all__ = [
     "FUNCTION_NAMES",
     "admin",
+    "costs",
     "credentials",
     "onboard",
     "pipelines",

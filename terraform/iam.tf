@@ -4,6 +4,7 @@ locals {
   service_accounts = {
     admin          = "Runs the admin function."
     build          = "Builds the gen2 functions (Cloud Build)."
+    costs          = "Runs the costs function."
     credentials    = "Runs the credentials function."
     onboard        = "Runs the onboard function."
     pipelines      = "Runs the pipelines function."
@@ -98,6 +99,8 @@ locals {
     { sa = "onboard", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
     { sa = "pipelines", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
     { sa = "quota", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query" },
+    { sa = "costs", scope = "project", role = "roles/bigquery.jobUser", why = "cost_query and budgets: Warehouse.query/execute" },
+    { sa = "costs", scope = "project", role = "roles/bigquery.dataViewer", why = "cost_query reads {tenant}.focus_cost of tenant datasets created at run time" },
     { sa = "runner", scope = "project", role = "roles/bigquery.jobUser", why = "pipeline steps and run claims" },
     { sa = "stripe_webhook", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
     { sa = "trigger", scope = "project", role = "roles/bigquery.jobUser", why = "admission and reaping DML" },
@@ -115,6 +118,7 @@ locals {
     { sa = "credentials", scope = "central_dataset", role = "WRITER", why = "tenant_cloud_credentials, tenant_provider_configs, usage counters" },
     { sa = "pipelines", scope = "central_dataset", role = "WRITER", why = "tenant_pipeline_configs, manual runs, admission" },
     { sa = "quota", scope = "central_dataset", role = "READER", why = "quota_report reads subscriptions and usage; auth reads api keys" },
+    { sa = "costs", scope = "central_dataset", role = "WRITER", why = "budgets CRUD on tenant_budgets; plan cap reads subscriptions; auth reads api keys" },
     { sa = "runner", scope = "central_dataset", role = "WRITER", why = "run claim, heartbeat, step logs, DQ results" },
     { sa = "trigger", scope = "central_dataset", role = "WRITER", why = "admission, run rows, next_run_time, reaping" },
     # Tenant key ring: key lifecycle by custom role; encrypt or decrypt only where the code does.

@@ -26,6 +26,8 @@ CENTRAL_TABLES = (
     "tenant_audit_log",
     "tenant_key_reveals",
     "tenant_run_heartbeats",
+    "tenant_budgets",
+    "tenant_notification_outbox",
 )
 
 FieldType = Literal[
