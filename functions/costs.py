@@ -6,7 +6,8 @@ import flask
 import functions_framework
 
 from shared.http import ApiRequest, Reply, Routes, require_tenant, serve
-from shared.insights import cost_query
+from shared.insights import budgets, cost_query
+from shared.insights.budgets import BudgetFields, BudgetPatch
 from shared.platform.errors import unprocessable
 
 routes = Routes()
@@ -39,6 +40,49 @@ def top_movers(request: ApiRequest) -> Reply:
     limit = cost_query.parse_limit(args.get("limit"))
     answer = cost_query.top_movers(request.deps, tenant_id, days, end, limit)
     return Reply(answer.model_dump(mode="json"))
+
+
+@routes.route("/budgets", methods=["POST"])
+def create_budget(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    fields = request.model(BudgetFields)
+    key = request.idempotency_key()
+    budget, created = budgets.create_budget(request.deps, tenant_id, fields, key)
+    return Reply(budget, status=201 if created else 200)
+
+
+@routes.route("/budgets", methods=["GET"])
+def list_budgets(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply({"budgets": budgets.list_budgets(request.deps, tenant_id)})
+
+
+@routes.route("/budgets/<budget_id>", methods=["GET"])
+def get_budget(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply(budgets.get_budget(request.deps, tenant_id, request.args["budget_id"]))
+
+
+@routes.route("/budgets/<budget_id>", methods=["PUT"])
+def replace_budget(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    fields = request.model(BudgetFields)
+    budget_id = request.args["budget_id"]
+    return Reply(budgets.replace_budget(request.deps, tenant_id, budget_id, fields))
+
+
+@routes.route("/budgets/<budget_id>", methods=["PATCH"])
+def patch_budget(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    patch = request.model(BudgetPatch)
+    budget_id = request.args["budget_id"]
+    return Reply(budgets.patch_budget(request.deps, tenant_id, budget_id, patch))
+
+
+@routes.route("/budgets/<budget_id>", methods=["DELETE"])
+def delete_budget(request: ApiRequest) -> Reply:
+    tenant_id = require_tenant(request).tenant_id
+    return Reply(budgets.delete_budget(request.deps, tenant_id, request.args["budget_id"]))
 
 
 @functions_framework.http
