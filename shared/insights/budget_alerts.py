@@ -25,16 +25,25 @@ _DIMENSION_COLUMNS = {
     "region": "RegionId",
     "charge_category": "ChargeCategory",
 }
+
+
 # Tag scopes are matched in the canonical scope JSON (budgets.scope_json) against
 # the compact Tags JSON of focus_cost (`,"key":"value",` inside `,...,`); both
 # hold only characters JSON leaves unescaped (shared.insights.dimensions).
+def _literal(expr: str) -> str:
+    """A regex matching `expr`'s text: the allowed characters' only metacharacters are . and +."""
+    return f"REPLACE(REPLACE({expr}, '.', '[.]'), '+', '[+]')"
+
+
+_KEY = _literal("""REGEXP_EXTRACT(entry, r'"tag:([^"]+)"')""")
+_VALUES = _literal(r"""REGEXP_EXTRACT(entry, r':\[([^\]]*)\]')""")
+# One level of correlation only (the emulator mis-evaluates nested ones): each
+# scope entry `,"tag:k":["v1","v2"]` becomes the pattern `,"k":("v1"|"v2"),`.
 _TAG_MATCH = (
-    "NOT EXISTS (SELECT 1 FROM UNNEST(REGEXP_EXTRACT_ALL(b.scope_json, "
-    r"r'[{,]\"tag:[^\"]+\":\[[^\]]*\]')) AS entry "
-    "WHERE NOT EXISTS (SELECT 1 FROM UNNEST(REGEXP_EXTRACT_ALL("
-    r"REGEXP_EXTRACT(entry, r':\[([^\]]*)\]'), r'\"[^\"]*\"')) AS v "
-    r"WHERE STRPOS(c.tagset, CONCAT(',\"', REGEXP_EXTRACT(entry, r'\"tag:([^\"]+)\"'), "
-    "'\":', v, ',')) > 0))"
+    "(SELECT COUNTIF(NOT REGEXP_CONTAINS(c.tagset, "
+    f"""CONCAT(',"', {_KEY}, '":(', REPLACE({_VALUES}, '","', '"|"'), '),')))) """
+    r"""FROM UNNEST(REGEXP_EXTRACT_ALL(b.scope_json, r'[{,]"tag:[^"]+":\[[^\]]*\]')) """
+    "AS entry) = 0"
 )
 
 
