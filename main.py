@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from functions.admin import admin
     from functions.audit import audit
+    from functions.costs import costs
     from functions.credentials import credentials
     from functions.members import members
     from functions.notifications import notifications
@@ -35,12 +36,14 @@ FUNCTION_NAMES = (
     "members",
     "audit",
     "notifications",
+    "costs",
 )
 
 __all__ = [
     "FUNCTION_NAMES",
     "admin",
     "audit",
+    "costs",
     "credentials",
     "members",
     "notifications",

@@ -4,6 +4,7 @@ locals {
   service_accounts = {
     admin          = "Runs the admin function."
     build          = "Builds the gen2 functions (Cloud Build)."
+    costs          = "Runs the costs function."
     credentials    = "Runs the credentials function."
     notifications  = "Runs the notifications function."
     onboard        = "Runs the onboard function."
@@ -104,6 +105,8 @@ locals {
     { sa = "audit", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query" },
     { sa = "members", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
     { sa = "notifications", scope = "project", role = "roles/bigquery.jobUser", why = "webhook registration DML, outbox reads" },
+    { sa = "costs", scope = "project", role = "roles/bigquery.jobUser", why = "cost_query and budgets: Warehouse.query/execute" },
+    { sa = "costs", scope = "project", role = "roles/bigquery.dataViewer", why = "cost_query reads {tenant}.focus_cost of tenant datasets created at run time" },
     { sa = "runner", scope = "project", role = "roles/bigquery.jobUser", why = "pipeline steps and run claims" },
     { sa = "stripe_webhook", scope = "project", role = "roles/bigquery.jobUser", why = "Warehouse.query/execute" },
     { sa = "trigger", scope = "project", role = "roles/bigquery.jobUser", why = "admission and reaping DML" },
@@ -123,6 +126,7 @@ locals {
     { sa = "quota", scope = "central_dataset", role = "READER", why = "quota_report reads subscriptions and usage; auth reads api keys" },
     { sa = "audit", scope = "central_dataset", role = "READER", why = "audit_trail.list_entries reads tenant_audit_log; auth reads api keys and members" },
     { sa = "members", scope = "central_dataset", role = "WRITER", why = "tenant_members, tenant_invitations, seat reservations, member keys, audit rows" },
+    { sa = "costs", scope = "central_dataset", role = "WRITER", why = "budgets CRUD on tenant_budgets; plan cap reads subscriptions; auth reads api keys" },
     { sa = "runner", scope = "central_dataset", role = "WRITER", why = "run claim, heartbeat, step logs, DQ results" },
     { sa = "trigger", scope = "central_dataset", role = "WRITER", why = "admission, run rows, next_run_time, reaping" },
     { sa = "notifications", scope = "central_dataset", role = "WRITER", why = "tenant_webhooks rows; auth reads api keys; outbox reads" },

@@ -61,6 +61,13 @@ locals {
       secrets         = ["API_KEY_PEPPER"]
       timeout_seconds = 60
     }
+    # Tenant endpoint (X-API-Key -> pepper): reads the tenant's focus_cost, writes budgets.
+    costs = {
+      description     = "Cost summaries, top movers and budgets of the calling tenant."
+      invokers        = var.frontend_invokers
+      secrets         = ["API_KEY_PEPPER"]
+      timeout_seconds = 60
+    }
     # Tenant endpoint (X-API-Key -> pepper).
     quota = {
       description     = "Plan limits, usage and warnings of the calling tenant."

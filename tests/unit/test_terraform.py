@@ -55,6 +55,7 @@ APPLY_TIME_STAND_INS = {
 # Stripe signature checks read STRIPE_WEBHOOK_SECRET.
 SECRETS_READ_BY = {
     "admin": {"ADMIN_API_KEY", "API_KEY_PEPPER"},
+    "costs": {"API_KEY_PEPPER"},
     "credentials": {"API_KEY_PEPPER"},
     "onboard": {"ADMIN_API_KEY", "API_KEY_PEPPER"},
     "pipelines": {"API_KEY_PEPPER"},
