@@ -73,6 +73,17 @@ def write_endpoints(data_dir: Path, endpoints: dict[str, Any]) -> None:
     tmp.replace(data_dir / "endpoints.json")
 
 
+def write_runner_environment(data_dir: Path) -> None:
+    """`<data dir>/runner_env.json` (0600): the environment the dispatcher gives runners, so a
+    drill can deliver a task itself exactly as the dispatcher would (it holds secrets, like
+    secrets.json beside it)."""
+    tmp = data_dir / "runner_env.json.tmp"
+    tmp.touch(mode=0o600)
+    tmp.chmod(0o600)
+    tmp.write_text(json.dumps(dict(os.environ), indent=2))
+    tmp.replace(data_dir / "runner_env.json")
+
+
 def start_scheduling(
     data_dir: Path, gateway_url: str, admin_key: str, stop: threading.Event
 ) -> None:
@@ -218,6 +229,7 @@ def main() -> int:
         say(f"emulator   {emulator.url}  project={project}")
         say(f"admin key  {platform_secrets[ADMIN_API_KEY]}")
         say(f"endpoints  {data_dir / 'endpoints.json'}")
+        write_runner_environment(data_dir)
         # Written last: whoever waits for this file finds everything above printed.
         write_endpoints(data_dir, endpoints)
         say("ready; Ctrl-C stops everything")

@@ -138,8 +138,9 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(
         default=60.0, gt=0, validation_alias="SCHEDULER_TICK_SECONDS"
     )
+    # 0 holds every task in the queue: the failure drills deliver them themselves.
     local_runner_concurrency: int = Field(
-        default=2, ge=1, le=32, validation_alias="LOCAL_RUNNER_CONCURRENCY"
+        default=2, ge=0, le=32, validation_alias="LOCAL_RUNNER_CONCURRENCY"
     )
 
     @field_validator("frontend_origins", mode="before")
