@@ -4,17 +4,21 @@ and the drill figures that `make drills` prints as the README table."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
+from local.emulator import free_port
 from shared.platform.settings import REPO_ROOT
 from shared.scheduling.dispatch import LocalTask, LocalTaskQueue
 from tests.e2e.stack import RunningStack, call, call_json
@@ -182,3 +186,76 @@ def quota(stack: RunningStack, key: str) -> dict[str, Any]:
     if status != 200:
         raise RuntimeError(f"quota answered {status}: {body}")
     return dict(body)
+
+
+def start_stack_group(
+    data_dir: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> RunningStack:
+    """`python -m local.stack` as the leader of its own process group, as a shell's `make run`
+    is: a drill can kill -9 the whole group (the stack, its dispatcher's runners) at once."""
+    port = free_port()
+    full_env = {
+        **{k: v for k, v in os.environ.items() if k not in ("ADMIN_API_KEY",)},
+        "LOCAL_DATA_DIR": str(data_dir),
+        "PORT": str(port),
+        "BQ_EMULATOR_PORT": str(free_port()),
+        "BQ_EMULATOR_GRPC_PORT": str(free_port()),
+        **(env or {}),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / f"stack-{port}.log"
+    with open(log_path, "w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local.stack"],
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    stack = RunningStack(process, data_dir, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"stack exited early:\n{stack.output()}")
+        endpoints = data_dir / "endpoints.json"
+        if (
+            endpoints.exists()
+            and json.loads(endpoints.read_text() or "{}").get("pid") == process.pid
+        ):
+            return stack
+        time.sleep(0.2)
+    stack.stop()
+    raise RuntimeError(f"stack not ready in {timeout}s:\n{stack.output()}")
+
+
+def kill_group(stack: RunningStack, timeout: float = 60) -> list[int]:
+    """kill -9 of the stack's process group; waits until its stand-ins (which get SIGTERM when
+    their parent dies) are gone too, so a restart finds its data dir free. Returns their pids."""
+    children = [
+        int(pid)
+        for name, pid in stack.endpoints().items()
+        if name.endswith("_pid") and isinstance(pid, int)
+    ]
+    os.killpg(stack.process.pid, signal.SIGKILL)
+    stack.process.wait(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    for pid in children:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            raise AssertionError(f"stand-in {pid} outlived the stack")
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (not reaped by its dead parent's reaper yet) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
