@@ -10,13 +10,17 @@ in `make test` at a reduced size; `make drills` runs them at full size
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import random
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import stripe
 
 from tests.drills.harness import (
     Figures,
@@ -32,7 +36,7 @@ from tests.drills.harness import (
     table,
     take_tasks,
 )
-from tests.e2e.stack import RunningStack, call_json, start_stack
+from tests.e2e.stack import RunningStack, call, call_json, start_stack
 
 FULL = os.environ.get("DRILL_SCALE") == "full"
 
@@ -179,6 +183,163 @@ def test_drill_4_two_concurrent_ticks_never_give_a_config_two_runs_for_one_time(
             requests=2 * rounds,
             faults=f"{rounds} rounds x 2 concurrent ticks over {len(configs)} due configs",
             checked="one run per config and scheduled time; daily usage = admitted runs",
+            seconds=time.monotonic() - started,
+        )
+    )
+
+
+# ------------------------------------- drill 3: Stripe redelivers, shuffled and concurrent
+
+LOOKUP_KEYS = {
+    "STARTER": "convergence_starter_monthly",
+    "PROFESSIONAL": "convergence_professional_monthly",
+    "SCALE": "convergence_scale_monthly",
+}
+TENANT_STATUS = {"active": "ACTIVE", "past_due": "PAST_DUE", "trialing": "TRIALING"}
+
+
+def _event(type_: str, obj: dict[str, Any], created: int) -> dict[str, Any]:
+    return {
+        "id": "evt_" + uuid.uuid4().hex,
+        "object": "event",
+        "type": type_,
+        "created": created,
+        "data": {"object": obj},
+    }
+
+
+def _signed_post(stack: RunningStack, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    payload = json.dumps(event)
+    secret = json.loads((stack.data_dir / "secrets.json").read_text())["STRIPE_WEBHOOK_SECRET"]
+    header = stripe.WebhookSignature.generate_signature_header(payload, secret)  # type: ignore[attr-defined]
+    return call(
+        "POST",
+        f"{stack.url}/stripe_webhook/",
+        payload.encode(),
+        {"Content-Type": "application/json", "Stripe-Signature": header},
+    )
+
+
+def test_drill_3_stripe_redeliveries_in_any_order_apply_each_event_once_and_the_latest_wins(
+    stack: RunningStack,
+) -> None:
+    started = time.monotonic()
+    rng = random.Random(17)
+    tenant_id = "drill_" + uuid.uuid4().hex[:8]
+    session = {
+        "id": "cs_test_" + uuid.uuid4().hex,
+        "object": "checkout.session",
+        "client_reference_id": tenant_id,
+        "customer": "cus_" + uuid.uuid4().hex[:14],
+        "subscription": "sub_" + uuid.uuid4().hex[:14],
+        "payment_status": "paid",
+        "customer_details": {"email": "billing@drill.example", "name": "Drill Ltd"},
+        "metadata": {"price_lookup_key": LOOKUP_KEYS["PROFESSIONAL"]},
+    }
+    t0 = int(time.time()) - 3600
+    status, _, body = _signed_post(stack, _event("checkout.session.completed", session, t0))
+    assert status == 200, body
+
+    count = 50 if FULL else 10
+    events = []
+    for i in range(count):
+        plan, sub_status = rng.choice(list(LOOKUP_KEYS)), rng.choice(list(TENANT_STATUS))
+        subscription = {
+            "id": session["subscription"],
+            "object": "subscription",
+            "customer": session["customer"],
+            "status": sub_status,
+            "items": {"data": [{"price": {"lookup_key": LOOKUP_KEYS[plan]}}]},
+            "metadata": {},
+        }
+        # One second apart: Stripe's `created` orders them.
+        events.append(_event("customer.subscription.updated", subscription, t0 + 1 + i))
+    latest = events[-1]["data"]["object"]
+    audit = table(stack, "tenant_audit_log")
+    plan_changes_before = query(
+        stack,
+        f"SELECT COUNT(*) AS n FROM {audit} WHERE tenant_id = @t "
+        "AND action = 'tenant.plan_changed'",
+        t=tenant_id,
+    )[0]["n"]
+
+    deliveries = [event for event in events for _ in range(3)]
+    rng.shuffle(deliveries)
+    statuses: list[int] = []
+    unexpected: list[tuple[int, Any]] = []
+    lock = threading.Lock()
+
+    def stripe_sender() -> None:
+        # Stripe's side: a delivery not answered 2xx is delivered again later.
+        while True:
+            with lock:
+                if not deliveries:
+                    return
+                event = deliveries.pop()
+            status, headers, body = _signed_post(stack, event)
+            retry = status == 409 and bool(headers.get("Retry-After"))
+            with lock:
+                statuses.append(status)
+                if retry:
+                    deliveries.insert(0, event)
+                elif status != 200:
+                    unexpected.append((status, body))
+            if retry:
+                time.sleep(0.5)
+
+    senders = [threading.Thread(target=stripe_sender) for _ in range(8)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    assert unexpected == []
+
+    ledger = query(
+        stack,
+        "SELECT event_id, COUNT(*) AS rows_, MIN(status) AS status, MAX(attempts) AS attempts "
+        f"FROM {table(stack, 'tenant_webhook_events')} WHERE event_id IN UNNEST(@ids) "
+        "GROUP BY event_id",
+        ids=("STRING", [e["id"] for e in events]),
+    )
+    assert len(ledger) == count
+    # Every event claimed once (no second attempt), settled, and ledgered once.
+    assert [r for r in ledger if r["rows_"] != 1 or r["attempts"] != 1] == []
+    assert {r["status"] for r in ledger} <= {"PROCESSED", "IGNORED"}
+    applied = sum(r["status"] == "PROCESSED" for r in ledger)
+    plan_changes = query(
+        stack,
+        f"SELECT COUNT(*) AS n FROM {audit} WHERE tenant_id = @t "
+        "AND action = 'tenant.plan_changed'",
+        t=tenant_id,
+    )[0]["n"]
+    # Each applied event wrote its plan change once; ignored (older) ones wrote none.
+    assert plan_changes - plan_changes_before == applied
+    final = query(
+        stack,
+        f"SELECT s.plan, s.status AS sub_status, p.status FROM "
+        f"{table(stack, 'tenant_subscriptions')} AS s JOIN {table(stack, 'tenant_profiles')} "
+        "AS p USING (tenant_id) WHERE tenant_id = @t",
+        t=tenant_id,
+    )
+    wanted_plan = next(
+        p for p, k in LOOKUP_KEYS.items() if k == latest["items"]["data"][0]["price"]["lookup_key"]
+    )
+    assert final == [
+        {
+            "plan": wanted_plan,
+            "sub_status": latest["status"],
+            "status": TENANT_STATUS[latest["status"]],
+        }
+    ]
+    redelivered = sum(s != 200 for s in statuses)
+    record(
+        Figures(
+            "3. Stripe redelivers shuffled, concurrently",
+            requests=len(statuses) + 1,
+            faults=f"{count} events x 3 deliveries, shuffled, 8 senders; {redelivered} answered "
+            "409 (in progress) and were redelivered",
+            checked=f"each event ledgered and claimed once; {applied} applied, the rest older; "
+            "final plan and status = latest event",
             seconds=time.monotonic() - started,
         )
     )
