@@ -80,7 +80,9 @@ def write_runner_environment(data_dir: Path) -> None:
     tmp = data_dir / "runner_env.json.tmp"
     tmp.touch(mode=0o600)
     tmp.chmod(0o600)
-    tmp.write_text(json.dumps(dict(os.environ), indent=2))
+    from local.dispatcher import runner_environment
+
+    tmp.write_text(json.dumps(runner_environment(), indent=2))
     tmp.replace(data_dir / "runner_env.json")
 
 
@@ -184,6 +186,9 @@ def main() -> int:
                 **platform_secrets,
             }
         )
+        # A request in a warehouse outage answers 503 + Retry-After within 5 s, not after the
+        # client's 600 s of retries; runners don't get this (local/dispatcher.py).
+        os.environ.setdefault("BQ_UNREACHABLE_SECONDS", "5")
         from local.gateway import (  # after env is set: settings read it
             Health,
             JsonRequestHandler,

@@ -47,6 +47,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         tmp_path_factory.mktemp("drills") / "data",
         # No ticker and no dispatcher of its own: the drills tick and deliver.
         env={"SCHEDULER_TICK_SECONDS": "86400", "LOCAL_RUNNER_CONCURRENCY": "0"},
+        timeout=300,
     )
     yield running
     assert running.stop() == 0
