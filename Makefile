@@ -120,3 +120,9 @@ fmt: venv
 
 clean:
 	rm -rf $(VENV) $(FOCUS_VENV) $(INFRA_VENV) .venv-uv $(NODE_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: drills
+# The failure drills (docs/drills.md) at full size against the local stack, with their
+# figures table (the README's). `make test` runs the cheap ones (3, 4, 6) at a reduced size.
+drills: venv node-deps zetasql-stubs
+	DRILL_SCALE=full $(PY) -m pytest -p tests.drills.figures -o addopts="-p no:bqemulator" $(PYTEST_ARGS) tests/e2e/test_drills_concurrency.py tests/drills

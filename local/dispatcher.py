@@ -24,6 +24,15 @@ from shared.scheduling.dispatch import LocalTask, LocalTaskQueue
 
 log = logging.getLogger("local.dispatcher")
 
+# Settings for the functions only: a request must answer soon in a warehouse outage, while
+# the runner job rides it out (the client's own retry), as in production's Terraform.
+FUNCTION_ONLY_SETTINGS = ("BQ_UNREACHABLE_SECONDS",)
+
+
+def runner_environment() -> dict[str, str]:
+    """The environment a runner subprocess gets: the stack's, less the functions' own settings."""
+    return {k: v for k, v in os.environ.items() if k not in FUNCTION_ONLY_SETTINGS}
+
 
 class Dispatcher(threading.Thread):
     def __init__(
@@ -48,7 +57,7 @@ class Dispatcher(threading.Thread):
             process = subprocess.Popen(
                 [sys.executable, "-m", "jobs.pipeline_runner", "--run-id", task.run_id],
                 cwd=REPO_ROOT,
-                env=dict(os.environ),
+                env=runner_environment(),
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -73,6 +73,19 @@ def write_endpoints(data_dir: Path, endpoints: dict[str, Any]) -> None:
     tmp.replace(data_dir / "endpoints.json")
 
 
+def write_runner_environment(data_dir: Path) -> None:
+    """`<data dir>/runner_env.json` (0600): the environment the dispatcher gives runners, so a
+    drill can deliver a task itself exactly as the dispatcher would (it holds secrets, like
+    secrets.json beside it)."""
+    tmp = data_dir / "runner_env.json.tmp"
+    tmp.touch(mode=0o600)
+    tmp.chmod(0o600)
+    from local.dispatcher import runner_environment
+
+    tmp.write_text(json.dumps(runner_environment(), indent=2))
+    tmp.replace(data_dir / "runner_env.json")
+
+
 def start_scheduling(
     data_dir: Path, gateway_url: str, admin_key: str, stop: threading.Event
 ) -> None:
@@ -180,6 +193,9 @@ def main() -> int:
                 **platform_secrets,
             }
         )
+        # A request in a warehouse outage answers 503 + Retry-After within 5 s, not after the
+        # client's 600 s of retries; runners don't get this (local/dispatcher.py).
+        os.environ.setdefault("BQ_UNREACHABLE_SECONDS", "5")
         from local.gateway import (  # after env is set: settings read it
             Health,
             JsonRequestHandler,
@@ -225,6 +241,7 @@ def main() -> int:
         say(f"emulator   {emulator.url}  project={project}")
         say(f"admin key  {platform_secrets[ADMIN_API_KEY]}")
         say(f"endpoints  {data_dir / 'endpoints.json'}")
+        write_runner_environment(data_dir)
         # Written last: whoever waits for this file finds everything above printed.
         write_endpoints(data_dir, endpoints)
         say("ready; Ctrl-C stops everything")

@@ -116,9 +116,12 @@ locals {
     AZURE_BLOB_ENDPOINT      = "https://{account}.blob.core.windows.net"
     BQ_JOB_TIMEOUT           = "60"
     BQ_LOCATION              = var.bq_location
-    CENTRAL_DATASET          = var.central_dataset
-    CLOUD_ACCESS_TIMEOUT     = "15"
-    CLOUD_REGION             = var.region
+    # A request in a warehouse outage answers 503 + Retry-After after 5 s; the runner job
+    # ignores it and rides the outage out (jobs/pipeline_runner.py).
+    BQ_UNREACHABLE_SECONDS = "5"
+    CENTRAL_DATASET        = var.central_dataset
+    CLOUD_ACCESS_TIMEOUT   = "15"
+    CLOUD_REGION           = var.region
     # Audience prefix of the runner's ID tokens for AWS and Entra (+ "/<external id>").
     CLOUD_TOKEN_AUDIENCE       = local.function_urls["credentials"]
     CONVERGENCE_ENV            = "production"

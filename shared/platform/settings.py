@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     )
     # Seconds a query job may run before the client gives up on it.
     bq_job_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="BQ_JOB_TIMEOUT")
+    # How long one statement keeps retrying a warehouse it cannot reach. Unset: the client's
+    # own 600 s, so the runner job rides out an outage. The functions set it short: a request
+    # in an outage answers 503 with Retry-After instead of hanging (docs/drills.md, drill 2).
+    bq_unreachable_seconds: float | None = Field(
+        default=None, gt=0, le=600, validation_alias="BQ_UNREACHABLE_SECONDS"
+    )
     # host:port of GoogleSQL's reference analyzer (ZetaSQL's local service), which
     # checks tenant SQL at upload. The local stack and the tests start one; the
     # deployed function has none and keeps the sqlglot checks alone
@@ -150,8 +156,9 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(
         default=60.0, gt=0, validation_alias="SCHEDULER_TICK_SECONDS"
     )
+    # 0 holds every task in the queue: the failure drills deliver them themselves.
     local_runner_concurrency: int = Field(
-        default=2, ge=1, le=32, validation_alias="LOCAL_RUNNER_CONCURRENCY"
+        default=2, ge=0, le=32, validation_alias="LOCAL_RUNNER_CONCURRENCY"
     )
 
     # --- notifications (shared.notify): outbox sender, email and webhooks

@@ -67,6 +67,16 @@ def job_retry(timeout: float = 120.0) -> Retry:
     return Retry(predicate=is_retryable, initial=0.25, maximum=8.0, multiplier=2.0, timeout=timeout)
 
 
+def api_retry(unreachable_seconds: float | None) -> Retry:
+    """The client's own retry of each API call (connection errors, 5xx), bounded in time when
+    the caller must answer soon: an unreachable warehouse then fails the call, not hangs it."""
+    from google.cloud.bigquery.retry import DEFAULT_RETRY  # with the client, never before
+
+    if unreachable_seconds is None:
+        return DEFAULT_RETRY
+    return DEFAULT_RETRY.with_timeout(unreachable_seconds)
+
+
 @dataclass(frozen=True)
 class Typed:
     """A parameter whose BigQuery type must be spelled out (e.g. a NULL)."""
@@ -231,6 +241,7 @@ class Warehouse:
             sql,
             job_config=config,
             wait_timeout=self.settings.bq_job_timeout_seconds,
+            retry=api_retry(self.settings.bq_unreachable_seconds),
             job_retry=job_retry(),
         )
 
