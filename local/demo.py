@@ -311,8 +311,8 @@ def demo(stack: Stack) -> int:
 def genai_admin_keys(tenant_id: str) -> dict[str, str]:
     """Organization admin keys of the stand-ins' key format, one org per tenant and provider."""
     return {
-        "OPENAI": f"sk-admin-demo{tenant_id}",
-        "ANTHROPIC": f"sk-ant-admin01-demo{tenant_id}",
+        "OPENAI": f"sk-admin-demo-{tenant_id}-org-key",
+        "ANTHROPIC": f"sk-ant-admin01-demo-{tenant_id}-org-key",
     }
 
 

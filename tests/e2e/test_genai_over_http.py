@@ -26,8 +26,8 @@ from tests.e2e.stack import RunningStack, call_json, start_stack
 DAY = dt.date(2026, 3, 10)
 LOOKBACK = 2
 ADMIN_KEYS = {
-    "OPENAI": lambda suffix: f"sk-admin-e2e{suffix}",
-    "ANTHROPIC": lambda suffix: f"sk-ant-admin01-e2e{suffix}",
+    "OPENAI": lambda suffix: f"sk-admin-e2e-{suffix}-organization",
+    "ANTHROPIC": lambda suffix: f"sk-ant-admin01-e2e-{suffix}-organization",
 }
 
 
