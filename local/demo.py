@@ -10,11 +10,18 @@ and stops it at the end. Then, like a customer and the platform would:
    provider config naming the export table;
 3. schedules `gcp_cost_billing` daily at the next whole minute, waits for it
    to come due and ticks the trigger (`POST /trigger/`, as Cloud Scheduler would);
-4. waits for the run and prints its steps, its data-quality results and a cost
-   summary by service and day from the tenant's `focus_cost` table.
+4. waits for the run and prints its steps and its data-quality results;
+5. adds the tenant's GenAI spend (issue 19): an ADMIN_KEY credential and a
+   provider config for OpenAI and for Anthropic, against the stack's admin API
+   stand-ins (`local.genai_apis`: an organization's spend is a pure function of
+   its admin key and the day, so a key made for this tenant seeds its org), and
+   runs `openai_costs` and `anthropic_costs` for the same day on demand
+   (`POST /pipelines/runs`);
+6. prints the cost table by provider, service and day from `focus_cost`: the
+   GenAI rows beside the cloud's.
 
-Exit code 0 only if the run SUCCEEDED and FOCUS rows exist: a failed run is
-shown with its step errors, never reported as success.
+Exit code 0 only if every run SUCCEEDED and FOCUS rows exist for every
+provider: a failed run is shown with its step errors, never reported as success.
 """
 
 from __future__ import annotations
@@ -284,15 +291,86 @@ def demo(stack: Stack) -> int:
     if run["state"] != "SUCCEEDED":
         say(f"the run {run['state']}: {run.get('error_code')} {run.get('error_message') or ''}")
         return 1
+    for provider, admin_key in genai_admin_keys(tenant_id).items():
+        genai_run = run_genai(
+            stack, key, provider, admin_key, dt.date.fromisoformat(run["run_date"])
+        )
+        show_run(genai_run)
+        if genai_run["state"] != "SUCCEEDED":
+            say(f"the {provider} run {genai_run['state']}: {genai_run.get('error_code')}")
+            return 1
     rows = summary(stack, tenant["dataset_id"])
-    if not rows:
-        say("the run succeeded but focus_cost has no rows")
+    missing = {"Google Cloud", "OpenAI", "Anthropic"} - {r["provider"] for r in rows}
+    if missing:
+        say(f"the runs succeeded but focus_cost has no rows for {sorted(missing)}")
         return 1
     say(f"done in {time.monotonic() - started:.0f}s")
     return 0
 
 
-def wait_for_run(stack: Stack, key: dict[str, str], config_id: str, timeout: float = 90) -> Any:
+def genai_admin_keys(tenant_id: str) -> dict[str, str]:
+    """Organization admin keys of the stand-ins' key format, one org per tenant and provider."""
+    return {
+        "OPENAI": f"sk-admin-demo-{tenant_id}-org-key",
+        "ANTHROPIC": f"sk-ant-admin01-demo-{tenant_id}-org-key",
+    }
+
+
+def run_genai(
+    stack: Stack, key: dict[str, str], provider: str, admin_key: str, run_date: dt.date
+) -> Any:
+    """Credential, provider config and pipeline config for one GenAI provider; one run."""
+    name = provider.lower()
+    status, credential = http(
+        "POST",
+        f"{stack.gateway}/credentials/",
+        {
+            "provider": provider,
+            "credential_type": "ADMIN_KEY",
+            "credential_name": f"{name} cost reader",
+            "credentials": {"admin_key": admin_key},
+        },
+        key,
+    )
+    expect(status, credential, 201, f"adding the {name} admin key")
+    status, provider_config = http(
+        "POST",
+        f"{stack.gateway}/credentials/provider-configs",
+        {"provider": provider, "currency": "USD", "credential_id": credential["credential_id"]},
+        key,
+    )
+    expect(status, provider_config, 201, f"adding the {name} provider config")
+    status, config = http(
+        "POST",
+        f"{stack.gateway}/pipelines/configs",
+        {
+            "name": f"daily {name} costs",
+            "pipeline": f"{name}_costs",
+            "provider_config_id": provider_config["config_id"],
+            "credential_id": credential["credential_id"],
+            "schedule_cron": "0 6 * * *",
+            "timezone": "UTC",
+            "is_active": False,  # the demo runs it on demand, now
+            "parameters": {},
+        },
+        key,
+    )
+    expect(status, config, 201, f"creating the {name}_costs pipeline")
+    status, started = http(
+        "POST",
+        f"{stack.gateway}/pipelines/runs",
+        {"config_id": config["config_id"], "run_date": run_date.isoformat()},
+        key,
+    )
+    expect(status, started, 202, f"starting {name}_costs")
+    say(
+        f"{name}: credential {credential['credential_id']} ({credential['validation_status']}), "
+        f"provider config {provider_config['config_id']}, run started"
+    )
+    return wait_for_run(stack, key, config["config_id"])
+
+
+def wait_for_run(stack: Stack, key: dict[str, str], config_id: str, timeout: float = 600) -> Any:
     deadline = time.monotonic() + timeout
     run_id = None
     while time.monotonic() < deadline:
@@ -329,16 +407,19 @@ def summary(stack: Stack, dataset_id: str) -> list[dict[str, Any]]:
     rows = [
         dict(r.items())
         for r in client.query(
-            "SELECT ServiceName AS service, DATE(ChargePeriodStart) AS day, "
+            "SELECT ProviderName AS provider, ServiceName AS service, "
+            "DATE(ChargePeriodStart) AS day, "
             "CAST(SUM(BilledCost) AS STRING) AS billed, ANY_VALUE(BillingCurrency) AS currency, "
-            f"COUNT(*) AS n FROM {table} GROUP BY service, day ORDER BY day, service"
+            f"COUNT(*) AS n FROM {table} GROUP BY provider, service, day "
+            "ORDER BY day, provider, service"
         ).result()
     ]
     print()
-    print(f"{'day':<12}{'service':<32}{'billed cost':>18} {'ccy':<4}{'rows':>6}")
+    print(f"{'day':<12}{'provider':<14}{'service':<32}{'billed cost':>18} {'ccy':<4}{'rows':>6}")
     for row in rows:
         print(
-            f"{row['day']!s:<12}{(row['service'] or '-')[:31]:<32}{row['billed']:>18} "
+            f"{row['day']!s:<12}{(row['provider'] or '-')[:13]:<14}"
+            f"{(row['service'] or '-')[:31]:<32}{row['billed']:>18} "
             f"{row['currency'] or '':<4}{row['n']:>6}"
         )
     print()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.platform.errors import ApiError, forbidden, unauthorized
+from shared.tenancy import access_epoch
 
 if TYPE_CHECKING:  # the BigQuery client loads with the warehouse, not with this module
     from shared.platform.warehouse import Warehouse
@@ -251,6 +252,8 @@ class FailedAuthLimiter:
 class _Entry:
     deadline: float  # monotonic
     principal: Principal | None
+    # The tenant's access epoch read before the principal was looked up.
+    epoch: str | None = None
 
 
 class AuthCache:
@@ -258,9 +261,11 @@ class AuthCache:
 
     A principal is kept for `ttl` seconds but never past its key's expiry; a
     miss for `miss_ttl_seconds`. At most `max_entries` are kept: beyond that
-    the least recently used go, one at a time. Revocation clears the entry at
-    once in this process; other processes see it when their entry expires, so
-    the TTL bounds revocation latency.
+    the least recently used go, one at a time. A principal is stored with the
+    tenant's access epoch read before its lookup; `authenticate_key` uses it
+    only while that epoch is still current, so a revocation made by any
+    process applies here on the next request (shared/tenancy/access_epoch.py).
+    Revocation also clears the entry at once in the process that made it.
     """
 
     def __init__(
@@ -281,10 +286,17 @@ class AuthCache:
 
     def get(self, key_hash: str, now: dt.datetime | None = None) -> tuple[bool, Principal | None]:
         """(hit, principal); `now` is wall-clock time, checked against the key's expiry."""
+        hit, principal, _ = self.get_with_epoch(key_hash, now)
+        return hit, principal
+
+    def get_with_epoch(
+        self, key_hash: str, now: dt.datetime | None = None
+    ) -> tuple[bool, Principal | None, str | None]:
+        """(hit, principal, the access epoch it was looked up under)."""
         with self._lock:
             entry = self._entries.get(key_hash)
             if entry is None:
-                return False, None
+                return False, None, None
             principal = entry.principal
             expired = (
                 principal is not None
@@ -293,14 +305,14 @@ class AuthCache:
             )
             if entry.deadline <= self._clock() or expired:
                 del self._entries[key_hash]
-                return False, None
+                return False, None, None
             self._entries.move_to_end(key_hash)
-            return True, principal
+            return True, principal, entry.epoch
 
-    def put(self, key_hash: str, principal: Principal | None) -> None:
+    def put(self, key_hash: str, principal: Principal | None, epoch: str | None = None) -> None:
         ttl = self.ttl if principal is not None else self.miss_ttl
         with self._lock:
-            self._entries[key_hash] = _Entry(self._clock() + ttl, principal)
+            self._entries[key_hash] = _Entry(self._clock() + ttl, principal, epoch)
             self._entries.move_to_end(key_hash)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -377,6 +389,12 @@ def failure_bucket(client: str, raw_key: str | None) -> tuple[str, str]:
     return (client, match.group(1) if match else "")
 
 
+def _tenant_of(key: str) -> str:
+    """The tenant a well-formed key names: its own, since the checksum proved we issued it."""
+    match = KEY_RE.match(key)
+    return match.group(1) if match else ""
+
+
 def authenticate_key(
     raw_key: str | None,
     *,
@@ -394,19 +412,36 @@ def authenticate_key(
     A client with too many recent failures for the key's tenant (or, for
     keys without a tenant prefix, from that client) gets 429 before the key
     is looked up; a valid key this instance already knows is never refused.
+
+    A cached principal is used only while its tenant's access epoch is the one
+    it was looked up under (one tabledata.list per request, no job); a moved
+    epoch means some instance took access away, so the key is looked up again.
+    On a lookup the epoch is read first: a change landing between the two
+    reads leaves a stale principal under an old epoch, never under the new one.
     """
     bucket = failure_bucket(client, raw_key)
     checksum_ok = bool(raw_key) and well_formed(raw_key or "", pepper)
     key_hash = hash_key(pepper, raw_key or "") if checksum_ok else ""
-    hit, principal = cache.get(key_hash, now) if checksum_ok else (False, None)
-    if not (hit and principal is not None):
+    hit, principal, epoch = (
+        cache.get_with_epoch(key_hash, now) if checksum_ok else (False, None, None)
+    )
+    if hit and principal is not None:
+        current = access_epoch.read(warehouse, principal.tenant_id)
+        if current != epoch:
+            principal = lookup(warehouse, key_hash, now)
+            cache.put(key_hash, principal, current)
+            if principal is None:
+                cache.limiter.failed(bucket)
+                raise unauthorized("missing or invalid X-API-Key")
+    else:
         cache.limiter.refuse_if_limited(bucket)
         if not checksum_ok:
             cache.limiter.failed(bucket)
             raise unauthorized("missing or invalid X-API-Key")
         if not hit:
+            epoch = access_epoch.read(warehouse, _tenant_of(raw_key or ""))
             principal = lookup(warehouse, key_hash, now)
-            cache.put(key_hash, principal)
+            cache.put(key_hash, principal, epoch)
     if principal is None:
         cache.limiter.failed(bucket)
         raise unauthorized("missing or invalid X-API-Key")

@@ -10,7 +10,7 @@ from shared.platform import audit
 from shared.platform.errors import conflict, not_found, unprocessable
 from shared.platform.secrets import API_KEY_PEPPER, require
 from shared.platform.warehouse import Typed
-from shared.tenancy import api_keys, tenant_dataset
+from shared.tenancy import access_epoch, api_keys, tenant_dataset
 from shared.tenancy.plans import PLANS, Plan
 from shared.tenancy.profiles import (
     ACTIVE_STATUSES,
@@ -126,6 +126,9 @@ def set_status(
         tenant_id=tenant_id,
     )
     deps.auth_cache.forget_tenant(tenant_id)
+    # Every instance's cached principals carry the old status: move the epoch,
+    # also when a retry finds nothing left to change (the first try may have died here).
+    access_epoch.bump(deps, tenant_id)
     if changed:
         audit.record(
             warehouse,
@@ -246,6 +249,7 @@ def rotate_key(deps: Deps, tenant_id: str, overlap: dt.timedelta, *, actor: str)
     expires_at = now + overlap
     api_keys.start_overlap(warehouse, tenant_id, issued.key_id, expires_at)
     deps.auth_cache.forget_tenant(tenant_id)
+    access_epoch.bump(deps, tenant_id)  # other instances cache the old keys without an end
     audit.record(
         warehouse,
         actor=actor,
@@ -267,8 +271,9 @@ def revoke_key(deps: Deps, tenant_id: str, key_id: str, *, actor: str) -> dict[s
     warehouse = deps.warehouse
     require_profile(warehouse, tenant_id)
     revoked = api_keys.revoke(warehouse, tenant_id, deps.clock(), key_id=key_id)
-    # Immediate in this process; other processes within the auth cache TTL.
+    # Immediate in this process; in every other one on its next request (the epoch).
     deps.auth_cache.forget_tenant(tenant_id, key_id)
+    access_epoch.bump(deps, tenant_id)
     if not revoked:
         known = {k["key_id"] for k in api_keys.list_keys(warehouse, tenant_id)}
         if key_id not in known:
@@ -305,6 +310,7 @@ def offboard(deps: Deps, tenant_id: str, retain_days: int, *, actor: str) -> dic
     )
     deps.auth_cache.forget_tenant(tenant_id)
     revoked = api_keys.revoke(warehouse, tenant_id, now)
+    access_epoch.bump(deps, tenant_id)  # before the dataset (and the epoch's table) may go
     pipelines_disabled = warehouse.execute(
         f"UPDATE {warehouse.central('tenant_pipeline_configs')} SET is_active = FALSE, "
         "next_run_at = NULL, updated_at = @now WHERE tenant_id = @t AND is_active",

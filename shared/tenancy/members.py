@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from shared.platform.errors import ApiError, conflict, not_found
+from shared.tenancy import access_epoch
 from shared.tenancy.api_keys import Principal
 from shared.tenancy.roles import RANK, Role
 
@@ -145,8 +146,9 @@ def change_role(deps: Deps, actor: Principal, member_id: str, role: Role) -> dic
         component="members",
         tenant_id=tenant_id,
     )
-    # Takes effect on the member's next request in this process (see docs/team.md).
+    # Takes effect on the member's next request, in every instance (see docs/team.md).
     deps.auth_cache.forget_member(tenant_id, member_id)
+    access_epoch.bump(deps, tenant_id)
     return _public(_member(warehouse, tenant_id, member_id))
 
 
@@ -175,6 +177,7 @@ def _transfer(
         raise conflict("ownership changed concurrently; reload the team and retry")
     deps.auth_cache.forget_member(tenant_id, actor.member_id or "")
     deps.auth_cache.forget_member(tenant_id, target["member_id"])
+    access_epoch.bump(deps, tenant_id)
     return _public(_member(warehouse, tenant_id, target["member_id"]))
 
 
@@ -206,4 +209,5 @@ def remove_member(deps: Deps, actor: Principal, member_id: str) -> dict[str, Any
         tenant_id=tenant_id,
     )
     deps.auth_cache.forget_member(tenant_id, member_id)
+    access_epoch.bump(deps, tenant_id)
     return {"member_id": member_id, "status": "REMOVED"}

@@ -174,7 +174,9 @@ def test_rotation_without_overlap_ends_the_old_key_at_once(platform: Platform) -
     assert quota_status(platform, tenant["api_key"]) == 401
 
 
-def test_revocation_is_immediate_here_and_within_the_ttl_elsewhere(platform: Platform) -> None:
+def test_revocation_is_immediate_here_and_on_the_next_request_elsewhere(
+    platform: Platform,
+) -> None:
     tenant = platform.onboarded()
     clock = FakeMonotonic()
     elsewhere = other_process(platform, clock)
@@ -190,8 +192,7 @@ def test_revocation_is_immediate_here_and_within_the_ttl_elsewhere(platform: Pla
     assert revoked.get_json()["revoked"] is True
     assert quota_status(platform, tenant["api_key"]) == 401
     use_deps(elsewhere)
-    assert quota_status(platform, tenant["api_key"]) == 200  # still inside its TTL
-    clock.now += platform.deps.settings.auth_cache_ttl_seconds + 0.001
+    # Inside its cache TTL, but the revocation moved the tenant's access epoch.
     assert quota_status(platform, tenant["api_key"]) == 401
 
 

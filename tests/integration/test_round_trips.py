@@ -52,7 +52,7 @@ def fresh_instance(platform: Platform, counter: CallCounter) -> None:
     )
 
 
-def test_quota_with_a_warm_key_is_one_statement_in_one_round_trip(
+def test_quota_with_a_warm_key_is_one_statement_and_one_epoch_read(
     counted: Platform, counter: CallCounter
 ) -> None:
     key = counted.onboarded()["api_key"]
@@ -63,7 +63,8 @@ def test_quota_with_a_warm_key_is_one_statement_in_one_round_trip(
 
     assert response.status_code == 200
     assert response.get_json()["daily"]["limit"] == 25
-    assert counter.snapshot() == {"jobs.query": 1}
+    # Plus the tenant's access epoch (issue 21): a tabledata.list, no job.
+    assert counter.snapshot() == {"jobs.query": 1, "tabledata.list": 1}
 
 
 def test_quota_with_a_cold_key_adds_only_the_key_lookup(
@@ -74,7 +75,7 @@ def test_quota_with_a_cold_key_adds_only_the_key_lookup(
     counter.reset()
 
     assert counted.tenant_call("quota", "GET", "/", key).status_code == 200
-    assert counter.snapshot() == {"jobs.query": 2}
+    assert counter.snapshot() == {"jobs.query": 2, "tabledata.list": 1}
 
 
 def test_tenant_status_is_two_statements(counted: Platform, counter: CallCounter) -> None:
@@ -108,7 +109,8 @@ def test_a_credential_create_is_two_statements_and_one_streamed_audit_row(
 
     assert response.status_code == 201
     # The credential's own audit row and the request's (issue 21): two streamed rows.
-    assert counter.snapshot() == {"jobs.query": 2, "tabledata.insertAll": 2}
+    # The access epoch: one tabledata.list.
+    assert counter.snapshot() == {"jobs.query": 2, "tabledata.insertAll": 2, "tabledata.list": 1}
 
 
 def test_a_provider_config_create_is_two_statements(
@@ -123,7 +125,7 @@ def test_a_provider_config_create_is_two_statements(
 
     assert response.status_code == 201, response.get_json()
     # Plus the request's streamed audit row (issue 21).
-    assert counter.snapshot() == {"jobs.query": 2, "tabledata.insertAll": 1}
+    assert counter.snapshot() == {"jobs.query": 2, "tabledata.insertAll": 1, "tabledata.list": 1}
 
 
 def test_onboarding_a_new_tenant_is_six_jobs(counted: Platform, counter: CallCounter) -> None:
@@ -202,7 +204,7 @@ def test_a_run_with_its_steps_and_dq_results_is_one_statement(
         "check_dataset",
         "check_credential",
     ]
-    assert counter.snapshot() == {"jobs.query": 1}
+    assert counter.snapshot() == {"jobs.query": 1, "tabledata.list": 1}
 
 
 def test_a_manual_run_is_four_statements_with_or_without_an_idempotency_key(
@@ -229,4 +231,13 @@ def test_a_manual_run_is_four_statements_with_or_without_an_idempotency_key(
     # Read the config, insert PENDING, admit, mark QUEUED: the key costs no statement.
     # The request's streamed audit row is one insertAll (issue 21).
     assert (plain.status_code, keyed.status_code) == (202, 202)
-    assert plain_count == counter.snapshot() == {"jobs.query": 4, "tabledata.insertAll": 1}
+    # The access epoch is one tabledata.list (issue 21).
+    assert (
+        plain_count
+        == counter.snapshot()
+        == {
+            "jobs.query": 4,
+            "tabledata.insertAll": 1,
+            "tabledata.list": 1,
+        }
+    )

@@ -14,7 +14,9 @@ import functions.credentials
 import functions.members
 import functions.pipelines
 import functions.quota
+from shared.deps import Deps, use_deps
 from shared.tenancy.roles import RANK, Role
+from tests.counting import CallCounter
 from tests.credential_samples import create_body
 from tests.integration.conftest import Platform
 
@@ -257,6 +259,101 @@ def test_a_lowered_role_applies_on_the_next_request(
 
     assert lowered.status_code == 200 and lowered.get_json()["role"] == "VIEWER"
     assert create.status_code == 403 and create.get_json()["required_role"] == "ADMIN"
+
+
+def _instances(platform: Platform) -> tuple[Deps, Deps]:
+    """Two function instances (two Cloud Run services): each its own auth cache and client."""
+    return tuple(  # type: ignore[return-value]
+        Deps(
+            settings=platform.deps.settings,
+            secrets=platform.deps.secrets,
+            _crypto=platform.deps.crypto,
+        )
+        for _ in range(2)
+    )
+
+
+def _member_id(platform: Platform, owner: str, role: str) -> str:
+    members = platform.tenant_call("members", "GET", "/", owner).get_json()["members"]
+    return str(next(m["member_id"] for m in members if m["role"] == role))
+
+
+def test_a_removal_on_one_instance_refuses_the_member_on_another_instances_next_request(
+    platform: Platform, team: dict[str, Any]
+) -> None:
+    editor, owner = team["keys"]["EDITOR"], team["keys"]["OWNER"]
+    editor_id = _member_id(platform, owner, "EDITOR")
+    members_instance, quota_instance = _instances(platform)
+    use_deps(quota_instance)
+    assert platform.tenant_call("quota", "GET", "/", editor).status_code == 200  # cached there
+
+    use_deps(members_instance)
+    removed = platform.tenant_call("members", "DELETE", f"/{editor_id}", team["keys"]["ADMIN"])
+    use_deps(quota_instance)
+    after = platform.tenant_call("quota", "GET", "/", editor)
+
+    assert removed.status_code == 200
+    assert after.status_code == 401  # not 30 s later: on its very next request
+    assert platform.tenant_call("quota", "GET", "/", owner).status_code == 200  # others unaffected
+
+
+def test_a_lowered_role_on_one_instance_applies_on_another_instances_next_request(
+    platform: Platform, team: dict[str, Any]
+) -> None:
+    admin, owner = team["keys"]["ADMIN"], team["keys"]["OWNER"]
+    admin_id = _member_id(platform, owner, "ADMIN")
+    members_instance, credentials_instance = _instances(platform)
+    use_deps(credentials_instance)
+    assert platform.tenant_call("credentials", "GET", "/", admin).status_code == 200
+
+    use_deps(members_instance)
+    lowered = platform.tenant_call(
+        "members", "PUT", f"/{admin_id}/role", owner, json={"role": "VIEWER"}
+    )
+    use_deps(credentials_instance)
+    create = platform.tenant_call("credentials", "POST", "/", admin, json=create_body("OPENAI"))
+
+    assert lowered.status_code == 200
+    assert create.status_code == 403 and create.get_json()["role"] == "VIEWER"
+
+
+def test_a_suspension_on_one_instance_refuses_every_member_on_another(
+    platform: Platform, team: dict[str, Any]
+) -> None:
+    admin_instance, quota_instance = _instances(platform)
+    use_deps(quota_instance)
+    for key in team["keys"].values():
+        assert platform.tenant_call("quota", "GET", "/", key).status_code == 200
+
+    use_deps(admin_instance)
+    assert platform.admin("POST", f"/tenants/{team['tenant_id']}/suspend").status_code == 200
+    use_deps(quota_instance)
+
+    for key in team["keys"].values():
+        assert platform.tenant_call("quota", "GET", "/", key).status_code == 403
+
+
+def test_a_warm_key_is_trusted_only_after_one_tabledata_list_and_no_job(
+    platform: Platform, team: dict[str, Any]
+) -> None:
+    counter = CallCounter()
+    instance = Deps(
+        settings=platform.deps.settings,
+        secrets=platform.deps.secrets,
+        client_factory=counter.client_factory(),
+        _crypto=platform.deps.crypto,
+    )
+    use_deps(instance)
+    viewer = team["keys"]["VIEWER"]
+    assert platform.tenant_call("quota", "GET", "/", viewer).status_code == 200
+    cold = counter.snapshot()
+    counter.reset()
+
+    assert platform.tenant_call("quota", "GET", "/", viewer).status_code == 200
+
+    # Cold: the epoch, the key lookup, the quota read. Warm: the epoch and the quota read.
+    assert cold == {"tabledata.list": 1, "jobs.query": 2}
+    assert counter.snapshot() == {"tabledata.list": 1, "jobs.query": 1}
 
 
 def test_ownership_transfers_and_there_is_always_exactly_one_owner(

@@ -62,6 +62,9 @@ SELECT
   j.amount AS ContractedCost,
   j.amount AS EffectiveCost,
   'OpenAI' AS InvoiceIssuerName,
+  -- A provisional invoice id, generated before the invoice (FOCUS 1.2 InvoiceId MAY):
+  -- the account and its calendar-month billing period, as the GCP mapping does.
+  CONCAT(j.x_pipeline_id, '/', FORMAT_DATE('%Y%m', DATE(j.bucket_start))) AS InvoiceId,
   j.amount AS ListCost,
   'Standard' AS PricingCategory,
   j.currency AS PricingCurrency,
