@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -67,6 +67,28 @@ def claim_dataset(warehouse: Warehouse, dataset_id: str, tenant_id: str, fingerp
     return False
 
 
+# The tables a tenant dataset gets when the tenant is onboarded. Every other tenant
+# table (a source's raw tables, the access epoch) is created by its first use
+# (`ensure_tenant_tables`), so onboarding stays a fixed cost as sources are added,
+# and tenants onboarded before a source existed get its tables when they use it.
+ONBOARDING_TABLES = frozenset({"focus_cost", "gcp_billing_raw"})
+
+
+def ensure_tenant_tables(
+    warehouse: Warehouse, catalog: SchemaCatalog, dataset_id: str, names: Iterable[str]
+) -> list[str]:
+    """Creates the named tenant tables that are missing (one tables.list); the names created."""
+    wanted = [name for name in names if name not in ONBOARDING_TABLES]
+    if not wanted:
+        return []
+    present = warehouse.existing_tables(dataset_id)
+    return [
+        name
+        for name in wanted
+        if name not in present and warehouse.create_table(dataset_id, catalog.tenant[name])
+    ]
+
+
 def provision(
     warehouse: Warehouse,
     catalog: SchemaCatalog,
@@ -81,7 +103,8 @@ def provision(
     tenant tables' drift is not checked here (a tables.list names them, no job).
     """
     report = BootstrapReport(dataset=dataset_id, dataset_created=fresh)
-    ensure_tables(warehouse, dataset_id, catalog.tenant, report, check_drift=False, fresh=fresh)
+    at_onboarding = {n: s for n, s in catalog.tenant.items() if n in ONBOARDING_TABLES}
+    ensure_tables(warehouse, dataset_id, at_onboarding, report, check_drift=False, fresh=fresh)
     outcome = DatasetOutcome(
         dataset_id=dataset_id,
         dataset_created=False,

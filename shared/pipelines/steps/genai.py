@@ -30,6 +30,7 @@ from shared.pipelines.steps import step_job_config, step_query
 from shared.pipelines.steps.focus import DqFailed, allowed_values_sql, null_check_sql
 from shared.platform.warehouse import Typed, table_from_spec
 from shared.sources.admin_api import AdminApiError
+from shared.tenancy.tenant_dataset import ensure_tenant_tables
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 
 SOURCES = Path(__file__).resolve().parents[2] / "sources"
@@ -142,6 +143,7 @@ def extract(ctx: StepContext) -> StepResult:
     """Reads the provider's cost and usage APIs for the run's days and replaces the raw rows."""
     name, provider, tables = _provider(ctx)
     date_from, date_to = window(ctx)
+    ensure_tenant_tables(ctx.deps.warehouse, ctx.deps.catalog, ctx.run.dataset_id, tables)
     config = _config(ctx, provider)
     credential_id = config.get("credential_id") or ctx.run.credential_id
     if not credential_id:

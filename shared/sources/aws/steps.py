@@ -42,6 +42,7 @@ from shared.sources.aws.reader import (
     periods_for,
 )
 from shared.sources.identity import AccessProblem
+from shared.tenancy.tenant_dataset import ensure_tenant_tables
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 from shared.vault.provider_configs import AwsExportSettings
 
@@ -165,6 +166,10 @@ def _billed_expr(export_type: str, alias: str) -> str:
 
 def land(ctx: StepContext) -> StepResult:
     """Replaces the run's billing periods in the raw table with their newest manifests' files."""
+    deps = ctx.deps
+    ensure_tenant_tables(
+        deps.warehouse, deps.catalog, ctx.run.dataset_id, ("aws_cur2_raw", "aws_focus_raw")
+    )
     settings, credential_id = _config(ctx)
     access = _access(ctx, settings, credential_id)
     rows = 0

@@ -50,6 +50,7 @@ from shared.pipelines.steps import QueryOutcome, step_job_config, step_query
 from shared.platform.warehouse import Typed
 from shared.sources.azure.focuscost import ALL_COLUMNS, REQUIRED, VERSIONS
 from shared.sources.identity import AccessProblem
+from shared.tenancy.tenant_dataset import ensure_tenant_tables
 
 log = logging.getLogger(__name__)
 
@@ -635,6 +636,9 @@ def _record_totals(ctx: StepContext, manifests: list[Manifest], base: dict[str, 
 def land(ctx: StepContext) -> StepResult:
     """Replaces the config's raw rows of each export range overlapping the run's dates."""
     run, deps = ctx.run, ctx.deps
+    ensure_tenant_tables(
+        deps.warehouse, deps.catalog, run.dataset_id, ("azure_focus_raw", "azure_export_totals")
+    )
     date_from, date_to = run_range(ctx)
     location, credential_id = export_location(ctx)
     access = _access(ctx, location, credential_id)
