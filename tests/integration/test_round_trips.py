@@ -128,14 +128,16 @@ def test_a_provider_config_create_is_two_statements(
     assert counter.snapshot() == {"jobs.query": 2, "tabledata.insertAll": 1, "tabledata.list": 1}
 
 
-def test_onboarding_a_new_tenant_is_six_jobs(counted: Platform, counter: CallCounter) -> None:
+def test_onboarding_a_new_tenant_is_seven_jobs(counted: Platform, counter: CallCounter) -> None:
     counter.reset()
 
     response = counted.onboard(onboarding_payload(new_tenant_id()))
 
     assert response.status_code == 201
-    assert counter.jobs == 6
-    assert counter.rest_calls <= 18
+    # Six to onboard, plus the welcome message's outbox MERGE (issue 20). A source's
+    # raw tables are not created here but by its first run, so this stays flat.
+    assert counter.jobs == 7
+    assert counter.rest_calls <= 19
 
 
 def test_an_onboarding_replay_is_three_jobs(counted: Platform, counter: CallCounter) -> None:
