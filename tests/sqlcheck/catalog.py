@@ -140,7 +140,7 @@ _GENAI_STAGING = re.compile(r"^_stg_((?:openai|anthropic)_[a-z]+_raw)_[0-9a-f]+$
 _AZURE_STAGING = re.compile(r"^_stg_azure_focus_[0-9a-f]+$")
 _EXPORT = re.compile(r"^gcp_billing_export_(resource_)?v1_[A-Za-z0-9_]+$")
 # The AWS reader's staging copy (shared/sources/aws/steps.py): the raw table's
-# source columns with money as text, plus the file key.
+# source columns (money NUMERIC, staged as Parquet DECIMAL(38, 9)), plus the file key.
 _AWS_STAGING = re.compile(r"^_stg_(aws_[a-z0-9]+_raw)_[0-9a-f]+$")
 
 
@@ -180,8 +180,7 @@ def tenant_columns(name: str) -> Columns | None:
     aws = _AWS_STAGING.match(name)
     if aws and aws.group(1) in catalog.tenant:
         source = [c for c in columns_of(catalog.tenant[aws.group(1)].schema_) if c[0][:2] != "x_"]
-        staged = tuple((n, "STRING" if t == "NUMERIC" else t) for n, t in source)
-        return (*staged, ("x_source_file", "STRING"))
+        return (*source, ("x_source_file", "STRING"))
     if _AZURE_STAGING.match(name):
         from shared.sources.azure.reader import staging_columns
 

@@ -83,11 +83,19 @@ SELECT
   NULLIF(c.line_item_resource_id, ''),                            -- resource_id_S001
   c.service_category,                                             -- service_category_S001
   IFNULL(c.product_product_name, c.line_item_product_code),      -- service_name_S001
-  CASE c.service_category
-    WHEN 'Compute' THEN IF(c.line_item_product_code = 'AWSLambda', 'Serverless Compute', 'Virtual Machines')
-    WHEN 'Storage' THEN 'Object Storage'
-    WHEN 'Databases' THEN 'Relational Databases'
-    WHEN 'Management and Governance' THEN 'Observability'
+  CASE                                                            -- FOCUS 1.2 subcategories of the category
+    WHEN c.line_item_product_code = 'AWSLambda' THEN 'Serverless Compute'
+    WHEN c.line_item_product_code IN ('AmazonECS', 'AmazonEKS', 'AmazonECR', 'AmazonECRPublic') THEN 'Containers'
+    WHEN c.line_item_product_code IN ('AmazonEC2', 'AmazonLightsail') THEN 'Virtual Machines'
+    WHEN c.line_item_product_code IN ('AmazonS3', 'AmazonGlacier', 'AmazonS3GlacierDeepArchive') THEN 'Object Storage'
+    WHEN c.line_item_product_code = 'AmazonEBS' THEN 'Block Storage'
+    WHEN c.line_item_product_code IN ('AmazonEFS', 'AmazonFSx') THEN 'File Storage'
+    WHEN c.line_item_product_code = 'AWSBackup' THEN 'Backup'
+    WHEN c.line_item_product_code = 'AmazonRDS' THEN 'Relational Databases'
+    WHEN c.line_item_product_code IN ('AmazonDynamoDB', 'AmazonDocDB', 'AmazonMCS') THEN 'NoSQL Databases'
+    WHEN c.line_item_product_code IN ('AmazonElastiCache', 'AmazonMemoryDB') THEN 'Caching'
+    WHEN c.line_item_product_code = 'AmazonRedshift' THEN 'Data Warehouses'
+    WHEN c.line_item_product_code IN ('AmazonCloudWatch', 'AmazonGrafana', 'AmazonPrometheus') THEN 'Observability'
     ELSE CONCAT('Other (', c.service_category, ')')
   END,
   c.product_sku,                                                  -- sku_id_S001
@@ -136,11 +144,57 @@ FROM (
     IF(r.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage'),
       IFNULL(r.pricing_public_on_demand_cost, r.line_item_unblended_cost),
       r.line_item_unblended_cost) AS list_cost,
+    -- service_category_S001: service_categories.csv (the Foundation's aws_category_mapping.csv)
     CASE
-      WHEN r.line_item_product_code IN ('AmazonEC2', 'AWSLambda', 'AmazonECS', 'AmazonEKS') THEN 'Compute'
-      WHEN r.line_item_product_code IN ('AmazonS3', 'AmazonEFS', 'AmazonGlacier') THEN 'Storage'
-      WHEN r.line_item_product_code IN ('AmazonRDS', 'AmazonDynamoDB', 'AmazonRedshift') THEN 'Databases'
-      WHEN r.line_item_product_code IN ('AmazonCloudWatch', 'AWSCloudTrail', 'AWSConfig') THEN 'Management and Governance'
+      WHEN r.line_item_product_code IN ('AWSDeepRacer', 'AmazonA2I', 'AmazonCodeWhisperer', 'AmazonDevOpsGuru', 'AmazonEI',
+        'AmazonForecast', 'AmazonFraudDetector', 'AmazonHealthLake', 'AmazonKendra', 'AmazonLex',
+        'AmazonLookoutEquipment', 'AmazonLookoutMetrics', 'AmazonLookoutVision', 'AmazonMonitron',
+        'AmazonOmics', 'AmazonPersonalize', 'AmazonPolly', 'AmazonRekognition', 'AmazonSageMaker',
+        'AmazonTextract', 'comprehend', 'transcribe', 'translate') THEN 'AI and Machine Learning'
+      WHEN r.line_item_product_code IN ('AWSCleanRooms', 'AWSDataExchange', 'AWSGlueElasticViews', 'AWSGlue', 'AWSLakeFormation',
+        'AmazonAthena', 'AmazonCloudSearch', 'AmazonES', 'AmazonFinSpace',
+        'AmazonKinesisAnalytics', 'AmazonKinesisFirehose', 'AmazonKinesis', 'AmazonMSK',
+        'AmazonQuickSight', 'ElasticMapReduce', 'datapipeline') THEN 'Analytics'
+      WHEN r.line_item_product_code IN ('A4B', 'AWSSupplyChain', 'AWSWickr', 'AWSWisdom', 'AmazonChimeBusinessCalling',
+        'AmazonChimeCallMeAMCS', 'AmazonChimeCallMe', 'AmazonChimeDialInAMCS',
+        'AmazonChimeDialin', 'AmazonChimeFeatures', 'AmazonChimeServices',
+        'AmazonChimeVoiceConnector', 'AmazonChime', 'AmazonHoneycode', 'AmazonPinpoint',
+        'AmazonSES', 'AmazonSWF', 'AmazonWAM', 'AmazonWorkDocs', 'AmazonWorkLink',
+        'AmazonWorkMail', 'AmazonWorkSpacesWeb', 'Compute', 'ContactLensAmazonConnect',
+        'CustomerProfiles') THEN 'Business Applications'
+      WHEN r.line_item_product_code IN ('AWSAppRunner', 'AWSLambda', 'AWSOutposts', 'AmazonEC2', 'AmazonLightsail',
+        'SimSpaceWeaver', 'VMwareCloudOnAWS', 'AmazonECRPublic', 'AmazonECR', 'AmazonECS',
+        'AmazonEKS', 'AmazonAppStream') THEN 'Compute'
+      WHEN r.line_item_product_code IN ('AmazonDocDB', 'AmazonDynamoDB', 'AmazonElastiCache', 'AmazonMCS', 'AmazonMemoryDB',
+        'AmazonNeptune', 'AmazonRDS', 'AmazonRedshift', 'AmazonTimestream') THEN 'Databases'
+      WHEN r.line_item_product_code IN ('AWSAmplify', 'AWSAppSync', 'AWSCodeArtifact', 'AWSCodeCommit', 'AWSCodeDeploy',
+        'AWSCodePipeline', 'AWSDeviceFarm', 'CodeBuild', 'CodeCatalyst', 'CodeGuru') THEN 'Developer Tools'
+      WHEN r.line_item_product_code IN ('AWSQueueService', 'AmazonMQ', 'AmazonMWAA', 'AmazonSNS', 'AmazonStates', 'AppFlow',
+        'Amazon EventBridge', 'AWSAppFabric') THEN 'Integration'
+      WHEN r.line_item_product_code IN ('AWSGreengrass', 'AWSIoT1Click', 'AWSIoTAnalytics', 'AWSIoTEvents', 'AWSIoTFleetWise',
+        'AWSIoTSiteWise', 'AWSIoTThingsGraph', 'AWSIoT', 'IoTDeviceDefender',
+        'IoTDeviceManagement', 'IoTTwinMaker') THEN 'Internet of Things'
+      WHEN r.line_item_product_code IN ('AWSBudgets', 'AWSCostExplorer', 'AWSCloudFormation', 'AWSCloudTrail', 'AWSConfig',
+        'AWSResilienceHub', 'AWSServiceCatalog', 'AWSSystemsManager', 'AmazonCloudWatch',
+        'AmazonGrafana', 'AmazonPrometheus', 'OpsWorks', 'AWSBillingConductor') THEN 'Management and Governance'
+      WHEN r.line_item_product_code IN ('AWSElementalMediaConvert', 'AWSElementalMediaLive', 'AWSElementalMediaPackage',
+        'AWSElementalMediaStore', 'AWSElementalMediaTailor', 'AWSMediaConnect', 'AmazonETS',
+        'AmazonIVS', 'AmazonKinesisVideo', 'nimble') THEN 'Media'
+      WHEN r.line_item_product_code IN ('AWSApplicationMigrationSvc', 'AWSDataSync', 'AWSDatabaseMigrationSvc', 'AWSM2',
+        'AWSTransfer') THEN 'Migration'
+      WHEN r.line_item_product_code IN ('AWSCloudMap', 'AWSCloudWAN', 'AWSDataTransfer', 'AWSDirectConnect', 'AWSELB',
+        'AWSGlobalAccelerator', 'AWSNetworkFirewall', 'AWSPrivate5G', 'AmazonApiGateway',
+        'AmazonCloudFront', 'AmazonRoute53', 'AmazonVPC') THEN 'Networking'
+      WHEN r.line_item_product_code IN ('AmazonManagedBlockchain', 'AmazonQLDB', 'AmazonBraket', 'AWSRoboMaker',
+        'AWSGroundStation') THEN 'Other'
+      WHEN r.line_item_product_code IN ('AWSCertificateManager', 'AWSDirectoryService', 'AWSFMS', 'AWSSecretsManager',
+        'AWSSecurityHub', 'AWSShield', 'AmazonCognitoSync', 'AmazonCognito', 'AmazonDetective',
+        'AmazonGuardDuty', 'AmazonInspectorV2', 'AmazonInspector', 'AmazonMacie',
+        'AmazonSecurityLake', 'AmazonVerifiedPermissions', 'CloudHSM', 'auditmanager', 'awskms',
+        'awswaf') THEN 'Security'
+      WHEN r.line_item_product_code IN ('AWSBackup', 'AWSElasticDisasterRecovery', 'AWSStorageGatewayDeepArchive',
+        'AWSStorageGateway', 'AmazonEBS', 'AmazonEFS', 'AmazonFSx', 'AmazonGlacier',
+        'AmazonS3GlacierDeepArchive', 'AmazonS3', 'IngestionServiceSnowball', 'SnowballExtraDays') THEN 'Storage'
       ELSE 'Other'
     END AS service_category
   FROM {raw} AS r

@@ -11,12 +11,15 @@ batches, a spool file flushed into a load job every FLUSH_ROWS rows), then one
 DELETE and one INSERT ... SELECT move them into the raw table, so every raw row
 is DML-created and a failure before the DELETE leaves the period untouched.
 
-Exactness: money is carried as the export's decimal text (a Parquet double as
-its shortest round-trip text, which is what AWS wrote; a CSV cell as is) and
-parsed once into NUMERIC by PARSE_NUMERIC. The reader sums the billed column
-itself (Python Decimal, at NUMERIC's 9 places, half away from zero, as
-PARSE_NUMERIC rounds) and refuses a landing whose raw total or row count
-differs.
+Exactness: money becomes NUMERIC's own type before it leaves the runner: a
+Parquet double is taken as its shortest round-trip text (what AWS wrote), a CSV
+cell as written (checked to be a number), and either is cast by Arrow to
+decimal and rounded to NUMERIC's 9 places half away from zero (as PARSE_NUMERIC
+rounds), then staged as Parquet DECIMAL(38, 9), which a load job writes into a
+NUMERIC column as is. The reader sums the billed column with pyarrow.compute
+over those decimals and refuses a landing whose raw total or row count differs.
+Every column is converted by Arrow kernels, batch by batch; no per-row Python
+runs on the Parquet path.
 
 Bad input fails the step with a StepError naming the file and the column: a
 manifest naming a missing file, a truncated Parquet file, a CSV cell of the
@@ -35,9 +38,10 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -62,6 +66,13 @@ BATCH_ROWS = 65_536
 RESTATEMENT_DAYS = 15
 NINE = Decimal("0.000000001")
 _NUMBER = r"^\s*-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+# Map text json.dumps writes unchanged apart from quote and backslash escapes.
+_JSON_PLAIN = r"^[\x20-\x7e]*$"
+NUMERIC = pa.decimal128(38, 9)
+# Exact decimal types a money text is parsed into before rounding to 9 places:
+# the narrow one holds every ordinary amount and is the faster kernel.
+WIDE = (pa.decimal128(38, 18), pa.decimal256(76, 38))
+NUMERIC_LIMIT = Decimal(10) ** 29
 _PERIOD = re.compile(r"BILLING_PERIOD=(\d{4}-\d{2})/")
 
 
@@ -140,10 +151,16 @@ def _get(access: AwsExportAccess, key: str) -> Any:
         raise StepError(exc.reason, f"{key}: {exc.detail}", transient=exc.retryable) from None
 
 
-def _exact(text: str | None) -> Decimal:
-    if text is None or text == "":
-        return Decimal(0)
-    return Decimal(text).quantize(NINE, rounding=ROUND_HALF_UP)
+def _exact(text: str | None) -> Decimal | None:
+    """One decimal text at NUMERIC's 9 places, half away from zero (the rare-value fallback)."""
+    if text is None or text.strip() == "":
+        return None
+    with localcontext() as exact:
+        exact.prec = 80  # wide enough for any NUMERIC and any double's text
+        value = Decimal(text.strip()).quantize(NINE, rounding=ROUND_HALF_UP)
+    if abs(value) >= NUMERIC_LIMIT:
+        raise InvalidOperation(text)
+    return value
 
 
 class PeriodReader:
@@ -239,7 +256,7 @@ class PeriodReader:
             out[name] = _money(batch, name, present, key, n)
         for name in cols.maps:
             out[name] = _maps(batch, name, present, key, n)
-        out["x_source_file"] = pa.array([key] * n, pa.string())
+        out["x_source_file"] = pc.fill_null(pa.nulls(n, pa.string()), key)
         self._account(key, out)
         return pa.RecordBatch.from_pydict(out)
 
@@ -257,10 +274,8 @@ class PeriodReader:
         billed = out[BILLED[export_type][0]]
         for fallback in BILLED[export_type][1:]:
             billed = pc.coalesce(billed, out[fallback])
-        try:
-            landed.billed_total += sum((_exact(v) for v in billed.to_pylist()), Decimal(0))
-        except InvalidOperation:
-            raise StepError("bad_value", f"{key}: column {BILLED[export_type][0]}") from None
+        total = pc.sum(billed).as_py()
+        landed.billed_total += total if total is not None else Decimal(0)
         landed.rows += len(billed)
 
 
@@ -299,19 +314,19 @@ def _timestamps(batch: pa.RecordBatch, name: str, present: set[str], key: str, n
 
 
 def _money(batch: pa.RecordBatch, name: str, present: set[str], key: str, n: int) -> pa.Array:
+    """A money column as decimal128(38, 9): NUMERIC's type, rounded as PARSE_NUMERIC rounds."""
     if name not in present:
-        return pa.nulls(n, pa.string())
+        return pa.nulls(n, NUMERIC)
     column = batch.column(name)
     if pa.types.is_floating(column.type):
         if pc.any(pc.is_nan(column)).as_py():
             raise StepError("bad_value", f"{key}: column {name} holds NaN")
         # Arrow writes a double's shortest round-trip text: the decimal AWS wrote.
-        return pc.cast(column, pa.string())
+        return _numeric(pc.cast(column, pa.string()), name, key)
     if pa.types.is_integer(column.type) or pa.types.is_decimal(column.type):
-        return pc.cast(column, pa.string())
-    text = pc.cast(column, pa.string())
-    blank = pc.equal(pc.utf8_trim_whitespace(text), "")
-    text = pc.if_else(blank, pa.scalar(None, pa.string()), text)
+        return _numeric(pc.cast(column, pa.string()), name, key)
+    text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     ok = pc.or_kleene(pc.is_null(text), pc.match_substring_regex(text, _NUMBER))
     if not pc.all(ok).as_py():
         bad = pc.index(ok, False).as_py()
@@ -319,7 +334,32 @@ def _money(batch: pa.RecordBatch, name: str, present: set[str], key: str, n: int
             "bad_value",
             f"{key}: column {name} row {bad + 1} holds {text[bad].as_py()!r}, not a number",
         )
-    return pc.utf8_trim_whitespace(text)
+    return _numeric(text, name, key)
+
+
+def _numeric(text: pa.Array, name: str, key: str) -> pa.Array:
+    """Decimal text -> decimal128(38, 9) by Arrow kernels; Python Decimal only if they refuse."""
+    for wide in WIDE:
+        try:
+            exact = pc.cast(text, wide)  # refuses rather than rounds a digit it cannot hold
+            rounded = pc.round(exact, ndigits=9, round_mode="half_towards_infinity")
+            return pc.cast(rounded, NUMERIC)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue  # more digits than this width holds: try the next
+    # A value beyond 38 places or NUMERIC's range: decide value by value.
+    values = text.to_pylist()
+    try:
+        return pa.array([_exact(v) for v in values], NUMERIC)
+    except (InvalidOperation, pa.ArrowInvalid):
+        for row, value in enumerate(values):
+            try:
+                _exact(value)
+            except InvalidOperation:
+                raise StepError(
+                    "bad_value",
+                    f"{key}: column {name} row {row + 1} holds {value!r}, outside NUMERIC",
+                ) from None
+        raise StepError("bad_value", f"{key}: column {name} is outside NUMERIC") from None
 
 
 def _maps(batch: pa.RecordBatch, name: str, present: set[str], key: str, n: int) -> pa.Array:
@@ -327,10 +367,7 @@ def _maps(batch: pa.RecordBatch, name: str, present: set[str], key: str, n: int)
         return pa.nulls(n, pa.string())
     column = batch.column(name)
     if pa.types.is_map(column.type):
-        return pa.array(
-            [json.dumps(dict(v), sort_keys=True) if v else None for v in column.to_pylist()],
-            pa.string(),
-        )
+        return _map_json(column)
     # CSV: a JSON object per cell; checked so the mapping can trust it.
     values = pc.cast(column, pa.string()).to_pylist()
     out: list[str | None] = []
@@ -346,6 +383,54 @@ def _maps(batch: pa.RecordBatch, name: str, present: set[str], key: str, n: int)
             raise StepError("bad_value", f"{key}: column {name} row {row + 1} is no JSON object")
         out.append(json.dumps(parsed, sort_keys=True))
     return pa.array(out, pa.string())
+
+
+def _map_json(column: pa.Array) -> pa.Array:
+    """map<string,string> -> the JSON text json.dumps(sort_keys=True) writes, by Arrow kernels.
+
+    Entries are sorted by (row, key), quoted and joined per row; the row
+    boundaries stay those of the map because sorting never moves an entry to
+    another row. Text needing more than quote and backslash escapes (control
+    characters, non-ASCII, which json.dumps writes as \\uXXXX) is rare: that
+    batch takes the json.dumps path.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    # A copy at offset 0: MapArray.keys/items ignore a slice's offset.
+    column = pa.concat_arrays([column])
+    first, last = int(column.offsets[0].as_py()), int(column.offsets[-1].as_py())
+    keys = column.keys.slice(first, last - first)
+    items = column.items.slice(first, last - first)
+    plain = pc.and_kleene(
+        pc.all(pc.fill_null(pc.match_substring_regex(keys, _JSON_PLAIN), False)),
+        pc.all(pc.match_substring_regex(pc.fill_null(items, ""), _JSON_PLAIN)),
+    ).as_py()
+    if plain is False or keys.null_count:
+        return pa.array(
+            [json.dumps(dict(v), sort_keys=True) if v else None for v in column.to_pylist()],
+            pa.string(),
+        )
+    # Arrow's list kernels abort on or refuse a map (26.0): row numbers from the offsets.
+    bounds = column.offsets.to_numpy()
+    lengths = np.diff(bounds)
+    parents = pa.array(np.repeat(np.arange(len(column)), lengths))
+    order = pc.sort_indices(
+        pa.table({"p": parents, "k": keys}), sort_keys=[("p", "ascending"), ("k", "ascending")]
+    )
+    keys, items = pc.take(keys, order), pc.take(items, order)
+    quoted_items = pc.if_else(
+        pc.is_null(items), "null", pc.binary_join_element_wise('"', _escape(items), '"', "")
+    )
+    pairs = pc.binary_join_element_wise('"', _escape(keys), '": ', quoted_items, "")
+    offsets = pa.array(bounds - bounds[0], pa.int32())
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, pairs), ", ")
+    text = pc.binary_join_element_wise("{", joined, "}", "")
+    empty = pc.or_kleene(pc.is_null(column), pa.array(lengths == 0))
+    return pc.if_else(empty, pa.scalar(None, pa.string()), text)
+
+
+def _escape(text: pa.Array) -> pa.Array:
+    return pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
 
 
 class StagingSpool:

@@ -36,6 +36,7 @@ from shared.platform.warehouse import Typed
 from shared.sources.aws.access import AwsExportAccess, aws_access
 from shared.sources.aws.columns import BILLED, RAW_TABLES
 from shared.sources.aws.reader import (
+    NUMERIC,
     PeriodReader,
     StagingSpool,
     newest_manifest,
@@ -125,27 +126,29 @@ def _params(ctx: StepContext, period: dt.date, credential_id: str | None) -> dic
 
 
 def _staging_fields(raw: list[bigquery.SchemaField]) -> list[bigquery.SchemaField]:
-    """The raw table's source columns with money as text, plus the file key."""
+    """The raw table's source columns (money already NUMERIC), plus the file key."""
     fields = []
     for f in raw:
         if f.name.startswith("x_"):
             continue
-        kind = "STRING" if f.field_type == "NUMERIC" else f.field_type
-        fields.append(bigquery.SchemaField(f.name, kind, mode="NULLABLE"))
+        fields.append(bigquery.SchemaField(f.name, f.field_type, mode="NULLABLE"))
     fields.append(bigquery.SchemaField("x_source_file", "STRING", mode="NULLABLE"))
     return fields
 
 
 def _arrow_schema(fields: list[bigquery.SchemaField]) -> pa.Schema:
-    kinds = {"STRING": pa.string(), "TIMESTAMP": pa.timestamp("us", tz="UTC")}
+    # NUMERIC as Parquet DECIMAL(38, 9): a load writes it into NUMERIC unchanged.
+    kinds = {
+        "STRING": pa.string(),
+        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+        "NUMERIC": NUMERIC,
+    }
     return pa.schema([pa.field(f.name, kinds[f.field_type]) for f in fields])
 
 
-def _insert_sql(
-    raw_table: str, staging: str, fields: list[bigquery.SchemaField], numeric: set[str]
-) -> str:
+def _insert_sql(raw_table: str, staging: str, fields: list[bigquery.SchemaField]) -> str:
     names = [f.name for f in fields if f.name != "x_source_file"]
-    exprs = [f"PARSE_NUMERIC(s.`{n}`)" if n in numeric else f"s.`{n}`" for n in names]
+    exprs = [f"s.`{n}`" for n in names]
     columns = [
         *names, "x_billing_period", "x_manifest", "x_source_file", "x_export_type",
         *LINEAGE, "x_ingested_at",
@@ -204,9 +207,6 @@ def _land_period(
     raw_fields = list(
         warehouse.client.get_table(f"{warehouse.project}.{ctx.run.dataset_id}.{raw_name}").schema
     )
-    numeric = {
-        f.name for f in raw_fields if f.field_type == "NUMERIC" and not f.name.startswith("x_")
-    }
     fields = _staging_fields(raw_fields)
     staging_name = f"_stg_{raw_name}_{uuid.uuid4().hex[:16]}"
     staging = bigquery.Table(
@@ -223,6 +223,8 @@ def _land_period(
                 job_config=bigquery.LoadJobConfig(
                     source_format=bigquery.SourceFormat.PARQUET,
                     write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+                    # DECIMAL(38, 9) is NUMERIC's own precision and scale.
+                    decimal_target_types=["NUMERIC"],
                 ),
             )
             job.result(timeout=deps.settings.bq_job_timeout_seconds)
@@ -248,7 +250,7 @@ def _land_period(
                 "AND x_billing_period = @billing_period",
                 params,
             )
-            inserted = run_query(ctx, _insert_sql(raw_table, staged, fields, numeric), params)
+            inserted = run_query(ctx, _insert_sql(raw_table, staged, fields), params)
         except (gexc.ServerError, gexc.TooManyRequests) as exc:
             raise StepError("bigquery_unavailable", type(exc).__name__, transient=True) from exc
     finally:
