@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 from typing import Any
 
@@ -180,7 +181,8 @@ def test_one_statement_evaluates_several_tenants_each_against_its_own_costs(
     assert [(r["tenant_id"], r["dedupe_key"]) for r in recorded] == [
         (a["tenant_id"], f"budget_actual:{created[a['tenant_id']]}:2026-03:50")
     ]
-    assert json.loads(recorded[0]["facts_json"])["actual"] == "550"
+    # A decimal string (BigQuery writes "550", bqemulator "550.000000000").
+    assert decimal.Decimal(json.loads(recorded[0]["facts_json"])["actual"]) == 550
 
 
 def test_a_deleted_budget_or_an_unmatched_tag_alerts_nobody(platform: Platform) -> None:
