@@ -1,4 +1,4 @@
-"""The costs function through the running local stack: summary, top movers, budgets, an alert."""
+"""The costs function through the running local stack: summary, top movers, budgets CRUD."""
 
 from __future__ import annotations
 
@@ -78,9 +78,9 @@ def wait_for_run(stack: RunningStack, key: str, run_id: str, timeout: float = 90
     raise AssertionError(f"run {run_id} did not finish:\n{stack.output()[-3000:]}")
 
 
-def test_summary_movers_budgets_and_an_alert_after_a_run(stack: RunningStack) -> None:
+def test_summary_movers_and_budgets_crud_over_http(stack: RunningStack) -> None:
     tenant, other = onboard(stack), onboard(stack)
-    key, headers = tenant["api_key"], {"X-API-Key": tenant["api_key"]}
+    headers = {"X-API-Key": tenant["api_key"]}
     today = dt.datetime.now(dt.UTC).date()
     d1, d2 = today - dt.timedelta(days=1), today - dt.timedelta(days=8)
     seed(
@@ -133,40 +133,6 @@ def test_summary_movers_budgets_and_an_alert_after_a_run(stack: RunningStack) ->
     assert status == 404
     status, _, _ = call("DELETE", f"{stack.url}/costs/budgets/{bid}", headers=foreign)
     assert status == 404
-
-    # A run that writes rows: the runner evaluates the budget (this month's Compute,
-    # USD, is what d1 contributes; at 70.5 of 120 it crosses 50 %).
-    status, _, config = call_json(
-        "POST",
-        f"{stack.url}/pipelines/configs",
-        {
-            "name": "etl",
-            "pipeline": "bq_etl",
-            "schedule_cron": "0 4 * * *",
-            "parameters": {
-                "sql": "SELECT 1 AS answer",
-                "target_table": "answers",
-                "write_disposition": "WRITE_TRUNCATE",
-            },
-        },
-        headers,
-    )
-    assert status == 201, config
-    status, _, started = call_json(
-        "POST", f"{stack.url}/pipelines/runs", {"config_id": config["config_id"]}, headers
-    )
-    assert status == 202, started
-    assert wait_for_run(stack, key, started["run_ids"][0])["state"] == "SUCCEEDED"
-    status, _, messages = call("GET", f"{stack.url}/notifications/messages", headers=headers)
-    assert status == 200, messages
-    budget_kinds = [m for m in messages["messages"] if m["kind"].startswith("budget_")]
-    compute_usd = {d1: decimal.Decimal("70.5"), d2: decimal.Decimal("5")}
-    month_spend = sum(
-        (c for day, c in compute_usd.items() if day >= today.replace(day=1)), decimal.Decimal(0)
-    )
-    crossed = [p for p in (50, 80, 100) if month_spend >= decimal.Decimal(120) * p / 100]
-    actual = [m["facts"]["threshold_percent"] for m in budget_kinds if m["kind"] == "budget_actual"]
-    assert sorted(actual) == crossed, messages
 
     status, _, _ = call("DELETE", f"{stack.url}/costs/budgets/{bid}", headers=headers)
     assert status in (200, 204)
