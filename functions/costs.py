@@ -22,6 +22,7 @@ _MOVERS_ARGS = {"period", "to", "limit"}
     role=Role.VIEWER,
     auth="tenant",
     response=cost_query.SummaryResponse,
+    errors=(422,),  # bad query arguments (no body, so not declared by a body model)
     summary="Totals and daily series per currency (from, to, group_by, <dimension>=value)",
 )
 def summary(request: ApiRequest) -> Reply:
@@ -38,6 +39,7 @@ def summary(request: ApiRequest) -> Reply:
     role=Role.VIEWER,
     auth="tenant",
     response=cost_query.MoversResponse,
+    errors=(422,),
     summary="Services and sub-accounts whose cost changed most against the previous period",
 )
 def top_movers(request: ApiRequest) -> Reply:

@@ -163,6 +163,9 @@ def execute_run(
 
         dataset_id = dataset_id_for(context.tenant_id, current.settings.tenant_dataset_suffix)
         record_anomalies(warehouse, context.tenant_id, dataset_id, row["run_date"], now)
+        from shared.insights.budget_alerts import record_budget_alerts
+
+        record_budget_alerts(current, context.tenant_id, now)
     log.info(
         "run finished",
         extra={"run_id": run_id, "tenant_id": context.tenant_id, "state": outcome.state},

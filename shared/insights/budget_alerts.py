@@ -9,12 +9,19 @@ the row are the same statement: no window where one exists without the other.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
+
+from google.api_core import exceptions as api_errors
 
 from shared.deps import Deps
 from shared.insights.forecast import RUN_RATE_DAYS, days_left, forecast_sql, month_bounds
+from shared.notify import outbox
 from shared.platform.identifiers import TENANT_ID_RE
+from shared.platform.warehouse import Warehouse
 from shared.tenancy.tenant_dataset import dataset_id_for
+
+log = logging.getLogger(__name__)
 
 # BigQuery references at most 1,000 tables per query; half leaves room.
 TENANTS_PER_STATEMENT = 500
@@ -37,13 +44,25 @@ def _literal(expr: str) -> str:
 
 _KEY = _literal("""REGEXP_EXTRACT(entry, r'"tag:([^"]+)"')""")
 _VALUES = _literal(r"""REGEXP_EXTRACT(entry, r':\[([^\]]*)\]')""")
-# One level of correlation only (the emulator mis-evaluates nested ones): each
-# scope entry `,"tag:k":["v1","v2"]` becomes the pattern `,"k":("v1"|"v2"),`.
-_TAG_MATCH = (
-    "(SELECT COUNTIF(NOT REGEXP_CONTAINS(c.tagset, "
-    f"""CONCAT(',"', {_KEY}, '":(', REPLACE({_VALUES}, '","', '"|"'), '),')))) """
-    r"""FROM UNNEST(REGEXP_EXTRACT_ALL(b.scope_json, r'[{,]"tag:[^"]+":\[[^\]]*\]')) """
-    "AS entry) = 0"
+_TAG_ENTRIES = r"""REGEXP_EXTRACT_ALL(b.scope_json, r'[{,]"tag:[^"]+":\[[^\]]*\]')"""
+# Each scope entry `,"tag:k":["v1","v2"]` becomes the pattern `,"k":("v1"|"v2"),`.
+# Joins and GROUP BY only, no subquery in an expression: bqemulator answers a
+# statement holding a correlated scalar subquery (even in a CTE nobody reads)
+# with no rows at all (docs/decisions.md, "Cost API and budgets").
+_TAG_CTES = (
+    "  budget_tags AS (\n"
+    f"""    SELECT b.budget_id, CONCAT(',"', {_KEY}, '":(', """
+    f"""REPLACE({_VALUES}, '","', '"|"'), '),') AS pattern\n"""
+    f"    FROM budgets AS b CROSS JOIN UNNEST({_TAG_ENTRIES}) AS entry\n"
+    "  ),\n"
+    "  tagsets AS (SELECT DISTINCT tenant_id, tagset FROM costs),\n"
+    "  tag_ok AS (\n"
+    "    SELECT b.budget_id, s.tagset\n"
+    "    FROM budgets AS b JOIN tagsets AS s ON s.tenant_id = b.tenant_id\n"
+    "      LEFT JOIN budget_tags AS t ON t.budget_id = b.budget_id\n"
+    "    GROUP BY b.budget_id, s.tagset\n"
+    "    HAVING COUNTIF(NOT REGEXP_CONTAINS(s.tagset, t.pattern)) = 0\n"
+    "  ),\n"
 )
 
 
@@ -62,7 +81,8 @@ def _costs_sql(tables: list[str]) -> str:
     return "\n    UNION ALL ".join(parts)
 
 
-def evaluation_sql(outbox: str, budgets: str, tables: list[str]) -> str:
+def decisions_sql(budgets: str, tables: list[str]) -> str:
+    """The outbox decisions (outbox.merge_statement) of every budget of the batch's tenants."""
     scope = " AND ".join(
         f"(JSON_QUERY(b.scope_json, '$.{name}') IS NULL OR "
         f"c.{name} IN UNNEST(JSON_VALUE_ARRAY(b.scope_json, '$.{name}')))"
@@ -80,17 +100,18 @@ def evaluation_sql(outbox: str, budgets: str, tables: list[str]) -> str:
         "TO_JSON_STRING(CAST(d.forecast AS STRING)), ',\"scope\":', d.scope_json, '}')"
     )
     return (
-        f"MERGE {outbox} AS T\nUSING (\n"
         "  WITH budgets AS (\n"
         "    SELECT b.budget_id, b.tenant_id, b.name, b.scope_json, b.amount, b.currency, "
         "b.actual_thresholds, b.forecast_thresholds\n"
         f"    FROM {budgets} AS b WHERE b.tenant_id IN UNNEST(@tenants) AND b.deleted_at IS NULL\n"
         "  ),\n"
         f"  costs AS (\n    {_costs_sql(tables)}\n  ),\n"
+        f"{_TAG_CTES}"
         "  matched AS (\n"
         "    SELECT b.budget_id, c.day, c.cost FROM budgets AS b JOIN costs AS c\n"
         "      ON c.tenant_id = b.tenant_id AND c.currency = b.currency\n"
-        f"    WHERE {scope}\n      AND {_TAG_MATCH}\n"
+        "      JOIN tag_ok AS k ON k.budget_id = b.budget_id AND k.tagset = c.tagset\n"
+        f"    WHERE {scope}\n"
         "  ),\n"
         "  spend AS (\n"
         "    SELECT budget_id,\n"
@@ -117,33 +138,41 @@ def evaluation_sql(outbox: str, budgets: str, tables: list[str]) -> str:
         "    CONCAT('Budget \"', d.name, '\" ', IF(d.kind = 'budget_actual', 'reached ', "
         "'is forecast to reach '), CAST(d.pct AS STRING), '% of ', CAST(d.amount AS STRING), "
         "' ', d.currency, ' in ', @period) AS subject,\n"
-        f"    {facts} AS facts_json\n"
-        "  FROM decided AS d\n"
-        ") AS S\n"
-        "ON T.tenant_id = S.tenant_id AND T.dedupe_key = S.dedupe_key\n"
-        "WHEN NOT MATCHED THEN INSERT (message_id, tenant_id, dedupe_key, kind, subject, "
-        "facts_json, recipients_json, created_at, status, attempts, next_attempt_at, sent_at, "
-        "last_error)\n"
-        "VALUES (CONCAT('msg_', REPLACE(GENERATE_UUID(), '-', '')), S.tenant_id, S.dedupe_key, "
-        "S.kind, S.subject, S.facts_json, NULL, @now, 'PENDING', 0, @now, NULL, NULL)"
+        f"    {facts} AS facts_json, CAST(NULL AS STRING) AS recipients_json\n"
+        "  FROM decided AS d"
     )
+
+
+def tenants_with_budgets(warehouse: Warehouse, tenant_ids: list[str]) -> list[str]:
+    """Which of the tenants have a live budget (one statement): only their tables are read."""
+    tenants = sorted({t for t in tenant_ids if TENANT_ID_RE.match(t)})
+    if not tenants:
+        return []
+    rows = warehouse.query(
+        f"SELECT DISTINCT tenant_id FROM {warehouse.central('tenant_budgets')} "
+        "WHERE tenant_id IN UNNEST(@tenants) AND deleted_at IS NULL",
+        {"tenants": tenants},
+        component="budget_alerts",
+    )
+    return sorted(str(r["tenant_id"]) for r in rows)
 
 
 def evaluate_budgets(deps: Deps, tenant_ids: list[str], now: dt.datetime) -> int:
     """Records every newly crossed threshold of the tenants' budgets; how many were recorded.
 
-    One MERGE per TENANTS_PER_STATEMENT tenants (one for a single tenant).
+    One SELECT for which tenants have budgets, then one MERGE per
+    TENANTS_PER_STATEMENT of those: a constant number, however many budgets.
     """
-    tenants = sorted({t for t in tenant_ids if TENANT_ID_RE.match(t)})
     warehouse = deps.warehouse
+    tenants = tenants_with_budgets(warehouse, tenant_ids)
     today = now.astimezone(dt.UTC).date()
     month_start, _ = month_bounds(today)
     rate_start = today - dt.timedelta(days=RUN_RATE_DAYS)
     window_start = min(month_start, rate_start)
+    suffix = deps.settings.tenant_dataset_suffix
     recorded = 0
     for offset in range(0, len(tenants), TENANTS_PER_STATEMENT):
         batch = tenants[offset : offset + TENANTS_PER_STATEMENT]
-        suffix = deps.settings.tenant_dataset_suffix
         tables = [warehouse.table(dataset_id_for(t, suffix), "focus_cost") for t in batch]
         params: dict[str, Any] = {f"tenant_{i}": t for i, t in enumerate(batch)}
         params.update(
@@ -155,12 +184,22 @@ def evaluate_budgets(deps: Deps, tenant_ids: list[str], now: dt.datetime) -> int
             rate_start=rate_start,
             days_left=days_left(today),
             period=today.strftime("%Y-%m"),
-            now=now,
         )
-        sql = evaluation_sql(
-            warehouse.central("tenant_notification_outbox"),
-            warehouse.central("tenant_budgets"),
-            tables,
+        recorded += outbox.record(
+            warehouse,
+            decisions_sql(warehouse.central("tenant_budgets"), tables),
+            params,
+            now,
+            component="budget_alerts",
+            tenant_id=batch[0] if len(batch) == 1 else None,
         )
-        recorded += warehouse.execute(sql, params, component="budget_alerts")
     return recorded
+
+
+def record_budget_alerts(deps: Deps, tenant_id: str, now: dt.datetime) -> int:
+    """Best effort after a run that changed focus_cost: a failure is logged, never raised."""
+    try:
+        return evaluate_budgets(deps, [tenant_id], now)
+    except api_errors.GoogleAPIError:
+        log.exception("budget alerts not recorded", extra={"tenant_id": tenant_id})
+        return 0
