@@ -5,6 +5,7 @@ usage counters equal what the run table says. Only in `make drills` (minutes lon
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -57,10 +58,10 @@ def test_drill_1_kill_9_of_the_whole_stack_loses_no_run_and_runs_none_twice(
         tenant = onboard(stack)
         key, tenant_id = tenant["api_key"], tenant["tenant_id"]
         set_limits(stack, tenant_id, daily_run_limit=1000, concurrent_run_limit=100)
-        run_ids = [
-            start_manual_run(stack, key, create_config(stack, key, f"kill-{i}"))
-            for i in range(RUNS)
-        ]
+        configs = [create_config(stack, key, f"kill-{i}") for i in range(RUNS)]
+        # All 20 starts at once, so the kill finds most of them queued or running.
+        with ThreadPoolExecutor(RUNS) as pool:
+            run_ids = list(pool.map(lambda c: start_manual_run(stack, key, c), configs))
         requests = 2 + 2 * RUNS
         # Strike once runners are at work and most runs still wait.
         deadline = time.monotonic() + 300
