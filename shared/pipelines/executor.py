@@ -14,7 +14,14 @@ Semantics (see also docs/decisions.md, "Pipelines"):
   transient=True, retryable google.api_core/BigQuery errors per
   `shared.platform.warehouse.is_retryable`, connection errors), after
   exponential backoff `retry_backoff_seconds * 2**(attempt-1)` (capped at 60 s).
-  Permanent errors and timeouts (a non-transient StepError) are never retried.
+  Permanent errors and timeouts (a non-transient StepError) are never retried,
+  unless the warehouse was unreachable (below).
+- A warehouse outage is not the step's fault: an attempt that timed out or
+  failed transiently while the warehouse does not answer (`Warehouse.reachable`
+  probed right after) is tried again once the abandoned attempt has ended and
+  the warehouse answers again, up to OUTAGE_RETRIES times per step, on top of
+  the step's own `retries`. The attempts never overlap: if the timed-out one
+  does not end within OUTAGE_WAIT_SECONDS the step fails with its `timeout`.
 - Timeouts are per attempt. A Python thread can't be killed, so each attempt
   runs in its own daemon thread; if it outlives `timeout_seconds` the step is
   FAILED with code `timeout`, its stop event is set (`step_query` then cancels
@@ -74,6 +81,11 @@ log = logging.getLogger(__name__)
 BUILT_IN_PIPELINES: tuple[str, ...] = template_ids()
 
 MAX_BACKOFF_SECONDS = 60.0
+# An outage (docs/drills.md, drill 2): how many attempts it may cost a step, how
+# long to wait for the warehouse to return, and each probe's bound.
+OUTAGE_RETRIES = 5
+OUTAGE_WAIT_SECONDS = 15 * 60.0
+PROBE_SECONDS = 5.0
 CANCEL_GRACE_SECONDS = 10.0
 _TICK = 0.05
 
@@ -135,6 +147,8 @@ class _Execution:
         self.outcomes: dict[str, _StepOutcome] = {}
         # DqResults riding on a step's last error (see `_carried_dq_results`).
         self._carried_dq: dict[str, list[DqResult]] = {}
+        # The thread of a step's attempt that timed out and was left running.
+        self._abandoned: dict[str, threading.Thread] = {}
 
     # -- scheduling -------------------------------------------------------
     def run(self) -> PipelineOutcome:
@@ -264,7 +278,7 @@ class _Execution:
         step_stop = self.step_stops[name]
         ctx = StepContext(self.deps, self.run_ctx, name, dict(step.params), step_stop)
         started = self.deps.clock()
-        attempt = 0
+        attempt = outages = 0
         while True:
             attempt += 1
             result, error = self._attempt(name, ctx, spec.timeout_seconds)
@@ -283,7 +297,28 @@ class _Execution:
                     message=message,
                     code="cancelled",
                 )
-            if is_transient(error) and attempt <= spec.retries:
+            if outages < OUTAGE_RETRIES and self._outage(code, error):
+                outages += 1
+                log.warning(
+                    "step %s attempt %d failed (%s) while the warehouse was unreachable; "
+                    "retrying once it is back",
+                    name,
+                    attempt,
+                    code,
+                )
+                recovery = self._await_recovery(name, ctx)
+                if recovery == "ready":
+                    continue
+                if recovery == "cancelled":
+                    return self._ended(
+                        name,
+                        status="CANCELLED",
+                        started=started,
+                        attempts=attempt,
+                        message=message,
+                        code="cancelled",
+                    )
+            elif is_transient(error) and attempt <= spec.retries:
                 delay = min(spec.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
                 log.warning(
                     "step %s attempt %d failed transiently (%s); retrying in %.1fs",
@@ -329,6 +364,7 @@ class _Execution:
                 # The thread can't be killed: signal it (its query is cancelled)
                 # and leave it behind.
                 ctx.stop.set()
+                self._abandoned[name] = worker
                 return None, StepError("timeout", f"the step ran longer than {timeout:g}s")
             if ctx.stop.is_set() and grace_end is None:
                 grace_end = now + CANCEL_GRACE_SECONDS
@@ -341,6 +377,36 @@ class _Execution:
         if not isinstance(result, StepResult):
             return None, StepError("internal_error", "the step returned no StepResult")
         return result, None
+
+    def _outage(self, code: str, error: BaseException) -> bool:
+        """The attempt timed out or failed transiently and the warehouse does not answer now."""
+        if code != "timeout" and not (is_transient(error) or isinstance(error, gexc.RetryError)):
+            return False
+        return not self.deps.warehouse.reachable(PROBE_SECONDS)
+
+    def _await_recovery(self, name: str, ctx: StepContext) -> str:
+        """Waits for the abandoned attempt to end and the warehouse to answer again:
+        "ready" (the next attempt may start), "cancelled" (the run was stopped), "gave_up"."""
+        deadline = time.monotonic() + OUTAGE_WAIT_SECONDS
+        worker = self._abandoned.pop(name, None)
+        while worker is not None and worker.is_alive():
+            # It rides the outage out on the client's retry, then sees its stop event.
+            if self.stop.is_set():
+                return "cancelled"
+            if time.monotonic() >= deadline:
+                return "gave_up"
+            worker.join(1.0)
+        delay = 1.0
+        while not self.deps.warehouse.reachable(PROBE_SECONDS):
+            if time.monotonic() >= deadline:
+                return "gave_up"
+            if self.stop.wait(delay):
+                return "cancelled"
+            delay = min(delay * 2, 30.0)
+        if self.stop.is_set():
+            return "cancelled"
+        ctx.stop.clear()  # the timed-out attempt was told to stop; the next one must not be
+        return "ready"
 
     def _succeeded(
         self, name: str, started: Any, attempts: int, result: StepResult

@@ -270,6 +270,21 @@ class Warehouse:
         rows = self._run(sql, params, component, tenant_id, None)
         return int(rows.num_dml_affected_rows or 0)
 
+    def reachable(self, seconds: float = 5.0) -> bool:
+        """Whether the warehouse answers at all within `seconds`; any answer, even an error
+        (no such dataset, forbidden), means it is up. Tells an outage from a slow step."""
+        try:
+            self.client.get_dataset(
+                f"{self.project}.{self.settings.central_dataset}",
+                retry=api_retry(seconds),
+                timeout=seconds,
+            )
+        except gexc.GoogleAPICallError:
+            return True
+        except Exception:  # connection refused/reset, the bounded retry given up, a timeout
+            return False
+        return True
+
     def existing_tables(self, dataset: str, *, timeout: float | None = None) -> set[str]:
         """Table names of a dataset in one tables.list call (no job); empty if it is missing.
 

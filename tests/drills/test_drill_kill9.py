@@ -5,6 +5,7 @@ usage counters equal what the run table says. Only in `make drills` (minutes lon
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.drills.harness import (
 from tests.e2e.stack import RunningStack
 
 RUNS = 20
+STARTERS = 5
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED")
 # Short enough that the reaper fails the runs the kill orphaned within the drill.
 ENV = {
@@ -57,10 +59,12 @@ def test_drill_1_kill_9_of_the_whole_stack_loses_no_run_and_runs_none_twice(
         tenant = onboard(stack)
         key, tenant_id = tenant["api_key"], tenant["tenant_id"]
         set_limits(stack, tenant_id, daily_run_limit=1000, concurrent_run_limit=100)
-        run_ids = [
-            start_manual_run(stack, key, create_config(stack, key, f"kill-{i}"))
-            for i in range(RUNS)
-        ]
+        configs = [create_config(stack, key, f"kill-{i}") for i in range(RUNS)]
+        # Concurrent starts, so the kill finds most runs queued or running. Not all 20 at once:
+        # at this machine's load one of 20 simultaneous starts took longer than the client's
+        # 60 s (seen once); 5 senders still start runs faster than 2 runners finish them.
+        with ThreadPoolExecutor(STARTERS) as pool:
+            run_ids = list(pool.map(lambda c: start_manual_run(stack, key, c), configs))
         requests = 2 + 2 * RUNS
         # Strike once runners are at work and most runs still wait.
         deadline = time.monotonic() + 300

@@ -47,6 +47,10 @@ def _get(url: str, key: str) -> tuple[int, dict[str, str], Any, float]:
     return status, headers, json.loads(raw) if raw else None, time.monotonic() - started
 
 
+def _counts(states: dict[str, str]) -> dict[str, int]:
+    return {s: sum(v == s for v in states.values()) for s in sorted(set(states.values()))}
+
+
 @pytest.mark.timeout(1800)
 def test_drill_2_a_warehouse_outage_answers_503_with_retry_after_and_queued_runs_resume(
     tmp_path: Path,
@@ -63,6 +67,15 @@ def test_drill_2_a_warehouse_outage_answers_503_with_retry_after_and_queued_runs
             start_manual_run(stack, key, create_config(stack, key, f"outage-{i}")) for i in range(3)
         ]
         endpoints, env = stack.endpoints(), runner_environment(stack)
+        runs = table(stack, "tenant_pipeline_runs")
+        # Strike while a run executes (its step meets the outage) and others still queue.
+        deadline, at_outage = time.monotonic() + 300, {}
+        while time.monotonic() < deadline and "RUNNING" not in at_outage.values():
+            rows = query(
+                stack, f"SELECT run_id, state FROM {runs} WHERE tenant_id = @t", t=tenant_id
+            )
+            at_outage = {r["run_id"]: r["state"] for r in rows}
+        assert "RUNNING" in at_outage.values(), at_outage
 
         os.kill(int(endpoints["emulator_pid"]), signal.SIGTERM)
         while Path(f"/proc/{endpoints['emulator_pid']}").exists():
@@ -92,7 +105,6 @@ def test_drill_2_a_warehouse_outage_answers_503_with_retry_after_and_queued_runs
         slowest = max(a[3] for a in answers)
         assert slowest < OUTAGE_SECONDS
 
-        runs = table(stack, "tenant_pipeline_runs")
         deadline, states = time.monotonic() + 600, {}
         while time.monotonic() < deadline:
             rows = query(
@@ -108,7 +120,8 @@ def test_drill_2_a_warehouse_outage_answers_503_with_retry_after_and_queued_runs
             Figures(
                 "2. warehouse unreachable",
                 requests=len(answers) + 2 * len(run_ids) + 3,
-                faults=f"emulator stopped for {outage:.0f} s with {len(run_ids)} runs queued",
+                faults=f"emulator stopped for {outage:.0f} s with {len(run_ids)} runs "
+                f"{_counts(at_outage)}",
                 checked=f"{len(answers)} requests in the outage all 503 JSON + Retry-After "
                 f"(slowest {slowest:.1f} s); all runs SUCCEEDED after; usage counted once",
                 seconds=time.monotonic() - started,
