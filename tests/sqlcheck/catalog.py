@@ -24,10 +24,10 @@ import re
 from collections.abc import Iterable
 
 from local.billing_export import export_schema
-from shared.pipelines.steps.gcp_billing import LINEAGE, RAW_TABLE
 from shared.platform.schemas import SchemaCatalog, load_catalog
 from shared.platform.settings import REPO_ROOT
 from shared.platform.sql_analyzer import Table, columns_of
+from shared.sources.gcp.reader import LINEAGE, RAW_TABLE
 from shared.tenancy.tenant_dataset import LOG_VIEWS
 
 Columns = tuple[tuple[str, str], ...]
@@ -132,7 +132,7 @@ TEST_TABLES: dict[str, Columns] = {
 
 # Per-run scratch tables (random suffixes): the built-in dryrun's probe table
 # (shared/tenancy/tenant_dataset.py write_check) and the extract's staging copy
-# (shared/pipelines/steps/gcp_billing.py).
+# (shared.sources.gcp.reader.py).
 _DRYRUN = re.compile(r"^_dryrun_[0-9a-f]+$")
 _STAGING = re.compile(rf"^_stg_{RAW_TABLE}_[0-9a-f]+$")
 _GENAI_STAGING = re.compile(r"^_stg_((?:openai|anthropic)_[a-z]+_raw)_[0-9a-f]+$")
