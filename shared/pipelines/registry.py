@@ -81,6 +81,9 @@ STEP_TYPES: dict[str, StepType] = {
         StepType("focus.convert_gcp", f"{_GCP}.mapping:convert_gcp", writes=True),
         # The exact FOCUS proofs of a run's window (reconciliation, nulls, enums).
         StepType("focus.check", f"{_GCP}.mapping:check_gcp"),
+        # Native FOCUS exports (Google's FOCUS export table) -> focus_cost, reconciled.
+        StepType("focus_native.convert", "shared.sources.focus_native.native:convert", writes=True),
+        StepType("focus_native.check", "shared.sources.focus_native.native:check"),
         # OpenAI / Anthropic admin APIs -> raw -> FOCUS -> per-day reconciliation.
         StepType("genai.extract", f"{_STEPS}.genai:extract"),
         StepType("genai.convert", f"{_STEPS}.genai:convert", writes=True),
