@@ -100,6 +100,17 @@ ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
         )
     ),
 }
+# focus_cost columns that are FOCUS 1.3, not 1.2 (the table is switchable to 1.3).
+FOCUS_1_3_ONLY = (
+    "AllocatedMethodDetails",
+    "AllocatedMethodId",
+    "AllocatedResourceId",
+    "AllocatedResourceName",
+    "AllocatedTags",
+    "ContractApplied",
+    "HostProviderName",
+    "ServiceProviderName",
+)
 # Mandatory FOCUS 1.2 columns that may never be NULL.
 NOT_NULL = (
     "BilledCost",

@@ -30,7 +30,12 @@ from google.cloud import bigquery
 from shared.pipelines.context import DqResult, DqStatus, StepContext, StepError, StepResult
 from shared.platform.identifiers import quote_table
 from shared.platform.settings import REPO_ROOT
-from shared.sources.focus_checks import DqFailed, allowed_values_sql, null_check_sql
+from shared.sources.focus_checks import (
+    FOCUS_1_3_ONLY,
+    DqFailed,
+    allowed_values_sql,
+    null_check_sql,
+)
 from shared.sources.gcp.reader import provider_config, run_query
 
 MAPPING_FILE = Path(__file__).resolve().parent / "focus_1_2.sql"
@@ -51,8 +56,6 @@ REQUIRED = (
     "ProviderName",
     "ServiceName",
 )
-# FOCUS 1.3 columns focus_cost carries for the 1.3 switch; not part of a 1.2 row.
-_NOT_1_2 = ("ServiceProviderName", "HostProviderName")
 _COMPLEX = ("RECORD", "STRUCT")
 
 
@@ -63,7 +66,7 @@ def focus_types() -> dict[str, str]:
     return {
         f["name"]: f["type"]
         for f in spec["schema"]
-        if not f["name"].startswith("x_") and f["name"] not in _NOT_1_2
+        if not f["name"].startswith("x_") and f["name"] not in FOCUS_1_3_ONLY
     }
 
 
