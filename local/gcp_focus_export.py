@@ -115,6 +115,15 @@ FOCUS_EXPORT_SCHEMA: list[bigquery.SchemaField] = [
     ),
 ]
 
+# A FOCUS 1.0 export as another provider's reader lands it (the 1.0 column set:
+# no PricingCurrency*, no ServiceSubcategory, InvoiceIssuerName and
+# ServiceCategory present, no Google x_Labels/x_Tags); tables named
+# focus_1_0_export_* have this shape.
+_DROPPED_IN_1_0 = {"PricingCurrency", "PricingCurrencyEffectiveCost", "x_Labels", "x_Tags"}
+FOCUS_1_0_EXPORT_SCHEMA: list[bigquery.SchemaField] = [
+    f for f in FOCUS_EXPORT_SCHEMA if f.name not in _DROPPED_IN_1_0
+] + [bigquery.SchemaField("InvoiceIssuerName", _S), bigquery.SchemaField("ServiceCategory", _S)]
+
 
 def create_focus_export(
     client: bigquery.Client, table_id: str, schema: list[bigquery.SchemaField] | None = None

@@ -9,9 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from google.cloud import bigquery
 
-from local.gcp_focus_export import FOCUS_EXPORT_SCHEMA, seed_focus_export
+from local.gcp_focus_export import (
+    FOCUS_1_0_EXPORT_SCHEMA,
+    FOCUS_EXPORT_SCHEMA,
+    seed_focus_export,
+)
 from shared.pipelines.context import StepError
 from shared.sources.focus_checks import DqFailed
 from shared.sources.focus_native import native
@@ -64,10 +67,11 @@ def focus_row(rid: str, billed: str, day: dt.date, **over: Any) -> dict[str, Any
     return row
 
 
-def export_table(tenant: FocusTenant) -> str:
+def export_table(
+    tenant: FocusTenant, table: str = "gcp_billing_export_focus_0123AB_4567CD_89EF01"
+) -> str:
     """Points the tenant's GCP config at a fresh FOCUS export table (as the API would)."""
     dataset = "gcp_billing_immutable_" + uuid.uuid4().hex[:8] + "_us"
-    table = "gcp_billing_export_focus_0123AB_4567CD_89EF01"
     response = tenant.platform.tenant_call(
         "credentials",
         "POST",
@@ -211,20 +215,11 @@ def test_an_export_without_billed_cost_fails_naming_the_column_and_writes_nothin
 
 def test_a_focus_1_0_export_gets_the_1_2_columns_from_its_own(platform: Platform) -> None:
     tenant = make_tenant(platform)
-    tenant.source_table = export_table(tenant)
-    dropped = {"PricingCurrency", "PricingCurrencyEffectiveCost", "x_Labels", "x_Tags"}
-    schema = [f for f in FOCUS_EXPORT_SCHEMA if f.name not in dropped] + [
-        bigquery.SchemaField("InvoiceIssuerName", "STRING"),
-        bigquery.SchemaField("ServiceCategory", "STRING"),
-    ]
-    row = {
-        k: v
-        for k, v in focus_row(
-            "vm", "2.5", DAY, InvoiceIssuerName="Reseller Ltd", ServiceCategory="Compute"
-        ).items()
-        if k not in dropped
-    }
-    seed_focus_export(tenant.client, tenant.source_table, [row], schema)
+    tenant.source_table = export_table(tenant, "focus_1_0_export_aws")
+    names = {f.name for f in FOCUS_1_0_EXPORT_SCHEMA}
+    row = focus_row("vm", "2.5", DAY, InvoiceIssuerName="Reseller Ltd", ServiceCategory="Compute")
+    row = {k: v for k, v in row.items() if k in names}
+    seed_focus_export(tenant.client, tenant.source_table, [row], FOCUS_1_0_EXPORT_SCHEMA)
 
     native.convert(tenant.ctx("convert", DAY))
     native.check(tenant.ctx("quality", DAY))

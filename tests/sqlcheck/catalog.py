@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable
 
 from local.billing_export import export_schema
+from local.gcp_focus_export import FOCUS_1_0_EXPORT_SCHEMA, FOCUS_EXPORT_SCHEMA
 from shared.platform.schemas import SchemaCatalog, load_catalog
 from shared.platform.settings import REPO_ROOT
 from shared.platform.sql_analyzer import Table, columns_of
@@ -137,6 +138,9 @@ _DRYRUN = re.compile(r"^_dryrun_[0-9a-f]+$")
 _STAGING = re.compile(rf"^_stg_{RAW_TABLE}_[0-9a-f]+$")
 _GENAI_STAGING = re.compile(r"^_stg_((?:openai|anthropic)_[a-z]+_raw)_[0-9a-f]+$")
 _EXPORT = re.compile(r"^gcp_billing_export_(resource_)?v1_[A-Za-z0-9_]+$")
+# Google's FOCUS export (local/gcp_focus_export.py) and a FOCUS 1.0 export's stand-in.
+_FOCUS_EXPORT = re.compile(r"^gcp_billing_export_focus_[A-Za-z0-9_]+$")
+_FOCUS_1_0_EXPORT = re.compile(r"^focus_1_0_export_[A-Za-z0-9_]+$")
 
 
 @functools.cache
@@ -185,6 +189,10 @@ def table_for(
     name = path[-1]
     if _EXPORT.match(name):
         return Table(path, export_columns(), PARTITION_PSEUDO_COLUMNS)
+    if _FOCUS_EXPORT.match(name):
+        return Table(path, columns_of(FOCUS_EXPORT_SCHEMA), PARTITION_PSEUDO_COLUMNS)
+    if _FOCUS_1_0_EXPORT.match(name):
+        return Table(path, columns_of(FOCUS_1_0_EXPORT_SCHEMA), PARTITION_PSEUDO_COLUMNS)
     if len(path) == 3:
         if path[0] != project:
             return None
