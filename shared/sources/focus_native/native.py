@@ -210,35 +210,45 @@ _FOCUS_WHERE = (
 )
 
 
+# The run's lineage, added to the mapping's columns.
+LINEAGE = {
+    "x_focus_version": "'1.2'",
+    "x_tenant_id": "@tenant_id",
+    "x_pipeline_id": "@pipeline_id",
+    "x_credential_id": "@credential_id",
+    "x_run_date": "@run_date",
+    "x_run_id": "@run_id",
+    "x_ingested_at": "CURRENT_TIMESTAMP()",
+}
+
+
+def insert_sql(focus_table: str, source: str) -> str:
+    """INSERT of the mapping over `source` (normalized_source_sql) with the run's lineage."""
+    names = [*mapping_columns(), *LINEAGE]
+    select = mapping_text().replace("{source}", source)
+    return (
+        f"INSERT INTO {focus_table} ({', '.join(f'`{n}`' for n in names)})\n"
+        f"SELECT m.*, {', '.join(LINEAGE.values())}\nFROM (\n{select}\n) AS m"
+    )
+
+
+def delete_sql(focus_table: str) -> str:
+    """Removes the config's focus_cost rows of the window (the first half of the replace)."""
+    return f"DELETE FROM {focus_table} AS f WHERE {_FOCUS_WHERE}"
+
+
 def convert(ctx: StepContext) -> StepResult:
     """Replaces the config's focus_cost rows of the window with the export's current rows."""
-    _, source, config = _source(ctx)
-    wh = ctx.deps.warehouse
-    focus = wh.table(ctx.run.dataset_id, FOCUS_TABLE)
-    params = _params(ctx)
-    credential_id = config.get("credential_id") or ctx.run.credential_id
     from shared.platform.warehouse import Typed
 
-    lineage = {
-        "x_focus_version": "'1.2'",
-        "x_tenant_id": "@tenant_id",
-        "x_pipeline_id": "@pipeline_id",
-        "x_credential_id": "@credential_id",
-        "x_run_date": "@run_date",
-        "x_run_id": "@run_id",
-        "x_ingested_at": "CURRENT_TIMESTAMP()",
-    }
-    names = [*mapping_columns(), *lineage]
-    select = mapping_text().replace("{source}", source)
-    insert = (
-        f"INSERT INTO {focus} ({', '.join(f'`{n}`' for n in names)})\n"
-        f"SELECT m.*, {', '.join(lineage.values())}\nFROM (\n{select}\n) AS m"
-    )
-    delete = f"DELETE FROM {focus} AS f WHERE {_FOCUS_WHERE}"
-    deleted = run_query(ctx, delete, params)
+    _, source, config = _source(ctx)
+    focus = ctx.deps.warehouse.table(ctx.run.dataset_id, FOCUS_TABLE)
+    params = _params(ctx)
+    credential_id = config.get("credential_id") or ctx.run.credential_id
+    deleted = run_query(ctx, delete_sql(focus), params)
     inserted = run_query(
         ctx,
-        insert,
+        insert_sql(focus, source),
         {
             **params,
             "tenant_id": ctx.run.tenant_id,
