@@ -70,15 +70,15 @@ def focus_row(rid: str, billed: str, day: dt.date, **over: Any) -> dict[str, Any
 def export_table(
     tenant: FocusTenant, table: str = "gcp_billing_export_focus_0123AB_4567CD_89EF01"
 ) -> str:
-    """Points the tenant's GCP config at a fresh FOCUS export table (as the API would)."""
+    """Points the tenant's GCP config at a fresh FOCUS export table, through the API (a tenant
+    has one GCP config: the billing export or the FOCUS export, never both)."""
     dataset = "gcp_billing_immutable_" + uuid.uuid4().hex[:8] + "_us"
     response = tenant.platform.tenant_call(
         "credentials",
-        "POST",
-        "/provider-configs",
+        "PUT",
+        f"/provider-configs/{tenant.config_id}",
         tenant.api_key,
         json={
-            "provider": "GCP",
             "source_project_id": SOURCE_PROJECT,
             "billing_export_dataset": dataset,
             "billing_export_table": table,
@@ -86,8 +86,7 @@ def export_table(
             "credential_id": tenant.credential_id,
         },
     )
-    assert response.status_code == 201, response.get_json()
-    tenant.config_id = response.get_json()["config_id"]
+    assert response.status_code == 200, response.get_json()
     return f"{SOURCE_PROJECT}.{dataset}.{table}"
 
 
