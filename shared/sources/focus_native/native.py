@@ -35,6 +35,7 @@ from shared.sources.focus_checks import (
     DqFailed,
     allowed_values_sql,
     null_check_sql,
+    quote,
 )
 from shared.sources.gcp.reader import provider_config, run_query
 
@@ -124,11 +125,12 @@ def normalized_source_sql(
         "e.x_ExportTime" if export_time is not None else "CAST(NULL AS TIMESTAMP) AS x_ExportTime"
     )
     extras = [n for n in fields if n.startswith("x_")]
-    provider = (
-        "TO_JSON_STRING(STRUCT(" + ", ".join(f"e.`{n}` AS `{n}`" for n in extras) + "))"
-        if extras
-        else "CAST(NULL AS STRING)"
+    # One JSON object built key by key (not TO_JSON_STRING(STRUCT(...)): the emulator
+    # lower-cases a struct's aliases, and the provider's spelling is the point).
+    members = ", ',', ".join(
+        f"{quote(json.dumps(n) + ':')}, TO_JSON_STRING(e.`{n}`)" for n in extras
     )
+    provider = f"CONCAT('{{', {members}, '}}')" if extras else "CAST(NULL AS STRING)"
     columns.append(f"{provider} AS x_provider_columns")
     where = [
         "DATE(e.ChargePeriodStart) "
