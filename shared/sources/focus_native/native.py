@@ -126,9 +126,10 @@ def normalized_source_sql(
     )
     extras = [n for n in fields if n.startswith("x_")]
     # One JSON object built key by key (not TO_JSON_STRING(STRUCT(...)): the emulator
-    # lower-cases a struct's aliases, and the provider's spelling is the point).
+    # lower-cases a struct's aliases, and the provider's spelling is the point). Keys go
+    # through TO_JSON_STRING too: a '"' inside a literal breaks the emulator's parser.
     members = ", ',', ".join(
-        f"{quote(json.dumps(n) + ':')}, TO_JSON_STRING(e.`{n}`)" for n in extras
+        f"TO_JSON_STRING({quote(n)}), ':', TO_JSON_STRING(e.`{n}`)" for n in extras
     )
     provider = f"CONCAT('{{', {members}, '}}')" if extras else "CAST(NULL AS STRING)"
     columns.append(f"{provider} AS x_provider_columns")
