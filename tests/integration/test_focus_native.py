@@ -151,9 +151,12 @@ def test_the_export_passes_into_focus_cost_and_reconciles_per_billing_period_exa
     )
     assert json.loads(rows["vm"]["Tags"]) == {"team": "data", "123/env": "prod"}
     # Provider columns kept, as JSON; lineage names the config and the export time.
-    extras = json.loads(rows["cud"]["x_provider_columns"])
-    assert extras["x_CostType"] == "regular"
-    assert Decimal(str(extras["x_Credits"][0]["Amount"])) == Decimal("-3.5")
+    # Keys compared case-blind: the emulator lower-cases struct aliases in TO_JSON_STRING,
+    # BigQuery keeps the provider's spelling.
+    extras = {k.lower(): v for k, v in json.loads(rows["cud"]["x_provider_columns"]).items()}
+    assert extras["x_costtype"] == "regular"
+    credit = {k.lower(): v for k, v in extras["x_credits"][0].items()}
+    assert Decimal(str(credit["amount"])) == Decimal("-3.5")
     assert rows["vm"]["x_export_time"] == dt.datetime.combine(DAY, dt.time(9), tzinfo=dt.UTC)
     assert {r["x_pipeline_id"] for r in rows.values()} == {tenant.config_id}
     assert {r["x_focus_version"] for r in rows.values()} == {"1.2"}

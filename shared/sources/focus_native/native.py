@@ -35,7 +35,6 @@ from shared.sources.focus_checks import (
     DqFailed,
     allowed_values_sql,
     null_check_sql,
-    quote,
 )
 from shared.sources.gcp.reader import provider_config, run_query
 
@@ -125,13 +124,13 @@ def normalized_source_sql(
         "e.x_ExportTime" if export_time is not None else "CAST(NULL AS TIMESTAMP) AS x_ExportTime"
     )
     extras = [n for n in fields if n.startswith("x_")]
-    # One JSON object built key by key (not TO_JSON_STRING(STRUCT(...)): the emulator
-    # lower-cases a struct's aliases, and the provider's spelling is the point). Keys go
-    # through TO_JSON_STRING too: a '"' inside a literal breaks the emulator's parser.
-    members = ", ',', ".join(
-        f"TO_JSON_STRING({quote(n)}), ':', TO_JSON_STRING(e.`{n}`)" for n in extras
+    # The emulator lower-cases a struct's aliases in TO_JSON_STRING (BigQuery keeps them),
+    # and refuses the key-by-key CONCAT alternative, so the one portable form is this.
+    provider = (
+        "TO_JSON_STRING(STRUCT(" + ", ".join(f"e.`{n}` AS `{n}`" for n in extras) + "))"
+        if extras
+        else "CAST(NULL AS STRING)"
     )
-    provider = f"CONCAT('{{', {members}, '}}')" if extras else "CAST(NULL AS STRING)"
     columns.append(f"{provider} AS x_provider_columns")
     where = [
         "DATE(e.ChargePeriodStart) "
