@@ -27,10 +27,10 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from shared.pipelines.steps.gcp_billing import LINEAGE
 from shared.platform.schemas import load_catalog
 from shared.platform.settings import REPO_ROOT
 from shared.platform.warehouse import table_from_spec
+from shared.sources.gcp.reader import LINEAGE
 
 PT = dt.timezone(dt.timedelta(hours=-8))  # invoices are cut in Pacific time (PST is enough here)
 BILLING_ACCOUNT = "01A2B3-C4D5E6-F7A8B9"

@@ -63,6 +63,7 @@ def _resolve(step_type: str, target: str) -> Any:
 
 
 _STEPS = "shared.pipelines.steps"
+_GCP = "shared.sources.gcp"
 STEP_TYPES: dict[str, StepType] = {
     t.name: t
     for t in (
@@ -75,11 +76,14 @@ STEP_TYPES: dict[str, StepType] = {
             writes=True,
         ),
         StepType("dq.check", f"{_STEPS}.dq:run_checks", params_model=f"{_STEPS}.dq:DqParams"),
-        # The GCP billing export -> FOCUS steps (their own modules, another owner).
-        StepType("gcp_billing.extract", f"{_STEPS}.gcp_billing:extract"),
-        StepType("focus.convert_gcp", f"{_STEPS}.focus:convert_gcp", writes=True),
+        # The GCP billing export -> FOCUS steps (shared/sources/gcp: reader, mapping .sql).
+        StepType("gcp_billing.extract", f"{_GCP}.reader:extract"),
+        StepType("focus.convert_gcp", f"{_GCP}.mapping:convert_gcp", writes=True),
         # The exact FOCUS proofs of a run's window (reconciliation, nulls, enums).
-        StepType("focus.check", f"{_STEPS}.focus:check_gcp"),
+        StepType("focus.check", f"{_GCP}.mapping:check_gcp"),
+        # Native FOCUS exports (Google's FOCUS export table) -> focus_cost, reconciled.
+        StepType("focus_native.convert", "shared.sources.focus_native.native:convert", writes=True),
+        StepType("focus_native.check", "shared.sources.focus_native.native:check"),
         # OpenAI / Anthropic admin APIs -> raw -> FOCUS -> per-day reconciliation.
         StepType("genai.extract", f"{_STEPS}.genai:extract"),
         StepType("genai.convert", f"{_STEPS}.genai:convert", writes=True),

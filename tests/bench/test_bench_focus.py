@@ -14,7 +14,8 @@ import time
 
 from local.billing_export import ExportGenerator
 from local.emulator import Emulator
-from shared.pipelines.steps import focus, gcp_billing
+from shared.sources.gcp import mapping as focus
+from shared.sources.gcp import reader as gcp_billing
 from tests.integration.conftest import Platform
 from tests.integration.focus_support import make_tenant
 

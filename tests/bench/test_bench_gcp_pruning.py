@@ -15,7 +15,7 @@ import os
 
 from local.billing_export import ExportGenerator
 from shared.pipelines.context import RunContext, StepContext
-from shared.pipelines.steps import gcp_billing
+from shared.sources.gcp import reader as gcp_billing
 from tests.integration.conftest import Platform
 from tests.integration.focus_support import make_tenant
 

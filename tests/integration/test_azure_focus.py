@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from shared.pipelines.steps.focus import DqFailed
 
 from local.azure_export import FocusCostGenerator
 from local.cloud_access import CloudStandIns
 from shared.pipelines.steps import focus
-from shared.pipelines.steps.focus import DqFailed
 from shared.sources.azure import mapping, reader
 from tests.integration.azure_support import AzureTenant, make_azure_tenant
 from tests.integration.conftest import Platform

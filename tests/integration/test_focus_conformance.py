@@ -15,8 +15,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from local.billing_export import ExportGenerator
-from shared.pipelines.steps import focus, gcp_billing
 from shared.platform.settings import REPO_ROOT
+from shared.sources.gcp import mapping as focus
+from shared.sources.gcp import reader as gcp_billing
 from tests.integration.conftest import Platform
 from tests.integration.focus_support import make_tenant
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from shared.pipelines.context import StepContext, StepError
-from shared.pipelines.steps import focus, gcp_billing
+from shared.sources.gcp import mapping as focus
+from shared.sources.gcp import reader as gcp_billing
 from tests.credential_samples import create_body, pem_marker
 from tests.integration.conftest import Platform
 from tests.integration.focus_support import FocusTenant, make_tenant

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from shared.pipelines.context import StepError
-from shared.pipelines.steps import focus, gcp_billing
+from shared.sources.gcp import mapping as focus
+from shared.sources.gcp import reader as gcp_billing
 from tests.integration.conftest import Platform
 from tests.integration.focus_support import FocusTenant, make_tenant
 

@@ -24,10 +24,11 @@ import re
 from collections.abc import Iterable
 
 from local.billing_export import export_schema
-from shared.pipelines.steps.gcp_billing import LINEAGE, RAW_TABLE
+from local.gcp_focus_export import FOCUS_1_0_EXPORT_SCHEMA, FOCUS_EXPORT_SCHEMA
 from shared.platform.schemas import SchemaCatalog, load_catalog
 from shared.platform.settings import REPO_ROOT
 from shared.platform.sql_analyzer import Table, columns_of
+from shared.sources.gcp.reader import LINEAGE, RAW_TABLE
 from shared.tenancy.tenant_dataset import LOG_VIEWS
 
 Columns = tuple[tuple[str, str], ...]
@@ -132,7 +133,7 @@ TEST_TABLES: dict[str, Columns] = {
 
 # Per-run scratch tables (random suffixes): the built-in dryrun's probe table
 # (shared/tenancy/tenant_dataset.py write_check) and the extract's staging copy
-# (shared/pipelines/steps/gcp_billing.py).
+# (shared.sources.gcp.reader.py).
 _DRYRUN = re.compile(r"^_dryrun_[0-9a-f]+$")
 _STAGING = re.compile(rf"^_stg_{RAW_TABLE}_[0-9a-f]+$")
 _GENAI_STAGING = re.compile(r"^_stg_((?:openai|anthropic)_[a-z]+_raw)_[0-9a-f]+$")
@@ -142,6 +143,9 @@ _EXPORT = re.compile(r"^gcp_billing_export_(resource_)?v1_[A-Za-z0-9_]+$")
 # The AWS reader's staging copy (shared/sources/aws/steps.py): the raw table's
 # source columns (money NUMERIC, staged as Parquet DECIMAL(38, 9)), plus the file key.
 _AWS_STAGING = re.compile(r"^_stg_(aws_[a-z0-9]+_raw)_[0-9a-f]+$")
+# Google's FOCUS export (local/gcp_focus_export.py) and a FOCUS 1.0 export's stand-in.
+_FOCUS_EXPORT = re.compile(r"^gcp_billing_export_focus_[A-Za-z0-9_]+$")
+_FOCUS_1_0_EXPORT = re.compile(r"^focus_1_0_export_[A-Za-z0-9_]+$")
 
 
 @functools.cache
@@ -198,6 +202,10 @@ def table_for(
     name = path[-1]
     if _EXPORT.match(name):
         return Table(path, export_columns(), PARTITION_PSEUDO_COLUMNS)
+    if _FOCUS_EXPORT.match(name):
+        return Table(path, columns_of(FOCUS_EXPORT_SCHEMA), PARTITION_PSEUDO_COLUMNS)
+    if _FOCUS_1_0_EXPORT.match(name):
+        return Table(path, columns_of(FOCUS_1_0_EXPORT_SCHEMA), PARTITION_PSEUDO_COLUMNS)
     if len(path) == 3:
         if path[0] != project:
             return None

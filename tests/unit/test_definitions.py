@@ -43,6 +43,7 @@ def test_built_in_templates_load_and_are_the_executor_ids() -> None:
         "anthropic_costs",
         "aws_cost_export",
         "azure_cost_export",
+        "gcp_focus_export",
     }
     assert template_ids() == BUILT_IN_PIPELINES
     for pipeline_id in BUILT_IN_PIPELINES:
@@ -52,6 +53,11 @@ def test_built_in_templates_load_and_are_the_executor_ids() -> None:
         ("extract", "gcp_billing.extract", []),
         ("convert", "focus.convert_gcp", ["extract"]),
         ("quality", "focus.check", ["convert"]),
+    ]
+    native = load_template("gcp_focus_export", check_imports=False)
+    assert [(s.name, s.type, s.depends_on) for s in native.steps] == [
+        ("convert", "focus_native.convert", []),
+        ("quality", "focus_native.check", ["convert"]),
     ]
 
 

@@ -12,7 +12,7 @@ from google.cloud import bigquery
 from sqlglot import expressions as exp
 
 from shared.pipelines.context import RunContext, StepContext
-from shared.pipelines.steps.gcp_billing import (
+from shared.sources.gcp.reader import (
     EXPORT_MARGIN_DAYS,
     delete_window_sql,
     partition_column,

@@ -27,9 +27,9 @@ from google.cloud import bigquery
 
 from shared.pipelines.context import DqResult, DqStatus, StepContext, StepError, StepResult
 from shared.pipelines.steps import step_job_config, step_query
-from shared.pipelines.steps.focus import DqFailed, allowed_values_sql, null_check_sql
 from shared.platform.warehouse import Typed, table_from_spec
 from shared.sources.admin_api import AdminApiError
+from shared.sources.focus_checks import DqFailed, allowed_values_sql, null_check_sql
 from shared.tenancy.tenant_dataset import ensure_tenant_tables
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 
@@ -264,18 +264,16 @@ def check(ctx: StepContext) -> StepResult:
         "ON r.day = f.day ORDER BY day",
         days,
     ).rows
-    lookback = (date_to - date_from).days
-    window_params = {
-        "pipeline_id": ctx.run.config_id,
-        "run_date": date_to,
-        "lookback_days": lookback,
-    }
+    where = (
+        "f.x_pipeline_id = @pipeline_id "
+        "AND DATE(f.ChargePeriodStart) BETWEEN @date_from AND @date_to"
+    )
     nulls = {
-        k: v for k, v in step_query(ctx, null_check_sql(focus), window_params).rows[0].items() if v
+        k: v for k, v in step_query(ctx, null_check_sql(focus, where), days).rows[0].items() if v
     }
     outside = {
         k: v
-        for k, v in step_query(ctx, allowed_values_sql(focus), window_params).rows[0].items()
+        for k, v in step_query(ctx, allowed_values_sql(focus, where), days).rows[0].items()
         if v
     }
     now = ctx.deps.clock()

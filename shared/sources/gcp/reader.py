@@ -1,4 +1,4 @@
-"""Step `gcp_billing.extract`: a tenant's GCP billing export rows into `{tenant}.gcp_billing_raw`.
+"""Step `gcp_billing.extract`: the GCP billing export reader, rows into `{tenant}.gcp_billing_raw`.
 
 Contract (StepFn, registered by the executor as step type `gcp_billing.extract`):
     extract(ctx: StepContext) -> StepResult

@@ -1,0 +1,1 @@
+"""Native FOCUS exports (Google FOCUS export, AWS/Azure FOCUS files) passed into focus_cost."""
