@@ -17,7 +17,7 @@ DIMENSIONS: dict[str, str] = {
 }
 TAG_PREFIX = "tag:"
 # Tag keys and values are matched inside the compact Tags JSON (TO_JSON_STRING
-# form, see shared/pipelines/steps/focus.py) and inside budget scopes by
+# form, see shared/sources/gcp/mapping.py) and inside budget scopes by
 # pattern, so they are limited to the characters cloud tags allow in practice
 # (GCP labels, AWS and Azure tags) minus anything JSON would escape.
 TAG_TEXT_RE = re.compile(r"^[A-Za-z0-9_ .:/=+@-]{1,128}$")

@@ -16,8 +16,8 @@ import pytest
 
 from local.aws_export import write_export
 from local.cloud_access import CloudStandIns
-from shared.pipelines.steps import focus
 from shared.sources.aws import steps
+from shared.sources.gcp import mapping as focus
 from tests.integration.aws_support import PREFIX, make_aws_tenant
 from tests.integration.conftest import Platform
 from tests.integration.test_focus_conformance import GATE, focus_python

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from shared.pipelines.steps.focus import DqFailed
 
 from local.azure_export import FocusCostGenerator
 from local.cloud_access import CloudStandIns
-from shared.pipelines.steps import focus
 from shared.sources.azure import mapping, reader
+from shared.sources.focus_checks import DqFailed
+from shared.sources.gcp import mapping as focus
 from tests.integration.azure_support import AzureTenant, make_azure_tenant
 from tests.integration.conftest import Platform
 from tests.integration.test_focus_conformance import GATE, focus_python

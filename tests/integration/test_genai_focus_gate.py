@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from local.genai_apis import GenAiStandIns
-from shared.pipelines.steps import focus, genai
+from shared.pipelines.steps import genai
+from shared.sources.gcp import mapping as focus
 from tests.integration.conftest import Platform
 from tests.integration.test_focus_conformance import GATE, focus_python
 from tests.integration.test_genai_sources import ctx, genai_apis, settings_overrides, setup

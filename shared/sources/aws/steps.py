@@ -30,8 +30,6 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
 from shared.pipelines.context import DqResult, DqStatus, StepContext, StepError, StepResult
-from shared.pipelines.steps.focus import NOT_NULL, DqFailed
-from shared.pipelines.steps.gcp_billing import run_query
 from shared.platform.warehouse import Typed
 from shared.sources.aws.access import AwsExportAccess, aws_access
 from shared.sources.aws.columns import BILLED, RAW_TABLES
@@ -42,6 +40,8 @@ from shared.sources.aws.reader import (
     newest_manifest,
     periods_for,
 )
+from shared.sources.focus_checks import NOT_NULL, DqFailed
+from shared.sources.gcp.reader import run_query
 from shared.sources.identity import AccessProblem
 from shared.tenancy.tenant_dataset import ensure_tenant_tables
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential

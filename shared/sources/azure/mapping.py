@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.pipelines.context import DqResult, DqStatus, StepContext, StepResult
-from shared.pipelines.steps.focus import NOT_NULL, DqFailed
 from shared.sources.azure.reader import RAW_TABLE, TOTALS_TABLE, run_query
+from shared.sources.focus_checks import NOT_NULL, DqFailed
 
 FOCUS_TABLE = "focus_cost"
 MAPPING_FILE = Path(__file__).with_name("focuscost_to_focus.sql")
