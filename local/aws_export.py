@@ -68,6 +68,7 @@ LINE_TYPES = (
     ("Refund", 0.01),
     ("Tax", 0.02),
 )
+MARKETPLACE_NAME = "Acme Observability SaaS"
 SP_ARN = "arn:aws:savingsplans::123456789012:savingsplan/sp-0a1b2c3d"
 RI_ARN = "arn:aws:ec2:us-east-1:123456789012:reserved-instances/ri-0f9e8d7c"
 
@@ -245,7 +246,13 @@ def cur2_table(  # noqa: PLR0915 - one column per statement reads best here
                 for r, u in zip(ri, usage_like, strict=True)
             ]
         ),
-        "product_product_name": pa.array([PRODUCTS[p][1] for p in product]),
+        # A marketplace line names the seller's product, never the AWS service it runs on.
+        "product_product_name": pa.array(
+            [
+                MARKETPLACE_NAME if m else PRODUCTS[p][1]
+                for p, m in zip(product, marketplace, strict=True)
+            ]
+        ),
         "product_region_code": pa.array(pick(REGIONS, region)),
         "product_servicecode": pa.array([PRODUCTS[p][0] for p in product]),
         "product_sku": pa.array([f"SKU{p:04d}{r}" for p, r in zip(product, region, strict=True)]),

@@ -6,7 +6,12 @@
 --   * CUR 2.0 spells ARN columns *_a_r_n (the configs read *_arn: CommitmentDiscountId came out NULL);
 --   * FOCUS 1.2 has ChargeCategory Credit (the configs map Credit to Adjustment, 1.0-preview);
 --   * FOCUS 1.2 ChargeClass: Correction for refunds (the configs have no ChargeClass rule);
---   * resource_tags is a map (landed as a JSON object) and becomes Tags as is.
+--   * resource_tags is a map (landed as a JSON object) and becomes Tags as is;
+--   * FOCUS 1.2 rules the configs predate (the gate, ../shared/tools/focus_gate.py): a Purchase's
+--     EffectiveCost is 0, so RIFee / SavingsPlanRecurringFee become Usage rows with status Unused
+--     carrying the unused commitment; InvoiceId is provisional {payer}/{YYYYMM} until AWS fills
+--     bill_invoice_id; InvoiceIssuerName is 'AWS' for Amazon's own invoicing entities;
+--     PricingUnit/ConsumedUnit in FOCUS unit format ('Hrs' -> 'Hours', 'GB-Mo' -> 'GB-Months').
 -- Column by column: docs/sources/aws.md.
 -- sqlcheck: param pipeline_id STRING
 -- sqlcheck: param billing_period DATE
@@ -39,23 +44,30 @@ SELECT
   IF(c.bill_bill_type = 'Refund' OR c.line_item_line_item_type = 'Refund', 'Correction', NULL),
   c.line_item_line_item_description,                              -- charge_description_S001
   CASE
-    WHEN c.category = 'Usage' THEN 'Usage-Based'
     WHEN c.line_item_line_item_type IN ('RIFee', 'SavingsPlanRecurringFee') THEN 'Recurring'
+    WHEN c.category = 'Usage' THEN 'Usage-Based'
     ELSE 'One-Time'
   END,                                                            -- charge_frequency_S001 (reworked)
   c.line_item_usage_end_date,                                     -- charge_period_end_S001
   c.line_item_usage_start_date,                                   -- charge_period_start_S001
   CASE WHEN c.sp_arn IS NOT NULL THEN 'Spend' WHEN c.ri_arn IS NOT NULL THEN 'Usage' END,
   COALESCE(c.sp_arn, c.ri_arn),                                   -- commitment_discount_id_S001 (*_a_r_n)
-  IF(c.category = 'Usage' AND COALESCE(c.sp_arn, c.ri_arn) IS NOT NULL, 'Used', NULL),
+  CASE
+    WHEN c.line_item_line_item_type IN ('RIFee', 'SavingsPlanRecurringFee') THEN 'Unused'
+    WHEN c.category = 'Usage' AND COALESCE(c.sp_arn, c.ri_arn) IS NOT NULL THEN 'Used'
+  END,
   CASE WHEN c.sp_arn IS NOT NULL THEN 'Savings Plan' WHEN c.ri_arn IS NOT NULL THEN 'Reserved Instance' END,
   IF(c.usage_row, c.line_item_usage_amount, NULL),                -- consumed_quantity_S001
-  IF(c.usage_row, c.pricing_unit, NULL),                          -- consumed_unit_S001
+  IF(c.usage_row, c.focus_unit, NULL),                            -- consumed_unit_S001
   c.billed,
   IF(c.usage_row, c.line_item_unblended_rate, NULL),
   c.effective,                                                    -- effective_cost_S001
-  NULLIF(c.bill_invoice_id, ''),
-  IFNULL(c.bill_invoicing_entity, 'Amazon Web Services, Inc.'),   -- invoice_issuer_S001
+  -- bill_invoice_id is blank until the invoice is final: the provisional id is payer/month.
+  IFNULL(NULLIF(c.bill_invoice_id, ''),
+    CONCAT(c.bill_payer_account_id, '/', FORMAT_TIMESTAMP('%Y%m', c.bill_billing_period_start_date, 'UTC'))),
+  -- Amazon's own entities (Inc., EMEA SARL, India, ...) are the provider; a reseller keeps its name.
+  IF(IFNULL(c.bill_invoicing_entity, 'Amazon Web Services') LIKE 'Amazon%'
+    OR IFNULL(c.bill_invoicing_entity, '') LIKE 'AWS%', 'AWS', c.bill_invoicing_entity), -- invoice_issuer_S001
   c.list_cost,                                                    -- list_cost_S001 (the export's own cost)
   IF(c.usage_row, c.pricing_public_on_demand_rate, NULL),         -- list_unit_price_S001
   IF(c.category = 'Usage',
@@ -69,7 +81,7 @@ SELECT
   c.effective,
   IF(c.usage_row, c.pricing_public_on_demand_rate, NULL),
   IF(c.usage_row, c.line_item_usage_amount, NULL),                -- pricing_quantity_S001
-  IF(c.usage_row, c.pricing_unit, NULL),                          -- pricing_unit_S001
+  IF(c.usage_row, c.focus_unit, NULL),                            -- pricing_unit_S001
   'AWS',                                                          -- provider_S001
   IF(c.bill_billing_entity = 'AWS Marketplace', IFNULL(c.line_item_legal_entity, 'AWS Marketplace'), 'AWS'),
   c.product_region_code,                                          -- region_S001
@@ -123,7 +135,10 @@ FROM (
     r.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage') AS usage_row,
     CASE
       WHEN r.line_item_line_item_type = 'Tax' THEN 'Tax'
-      WHEN r.line_item_line_item_type IN ('Fee', 'RIFee', 'SavingsPlanUpfrontFee', 'SavingsPlanRecurringFee') THEN 'Purchase'
+      -- A recurring fee row holds the period's unused commitment (its used part is amortized
+      -- into the covered usage): FOCUS 1.2 shows that as Usage with status Unused.
+      WHEN r.line_item_line_item_type IN ('RIFee', 'SavingsPlanRecurringFee') THEN 'Usage'
+      WHEN r.line_item_line_item_type IN ('Fee', 'SavingsPlanUpfrontFee') THEN 'Purchase'
       WHEN r.line_item_line_item_type = 'Credit' THEN 'Credit'
       WHEN r.line_item_line_item_type = 'Refund' THEN 'Adjustment'
       WHEN r.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage',
@@ -138,12 +153,17 @@ FROM (
       WHEN 'DiscountedUsage' THEN r.reservation_effective_cost
       WHEN 'RIFee' THEN IFNULL(r.reservation_unused_amortized_upfront_fee_for_billing_period, 0)
         + IFNULL(r.reservation_unused_recurring_fee, 0)
-      ELSE IF(r.line_item_line_item_type = 'Fee' AND NULLIF(r.reservation_reservation_a_r_n, '') IS NOT NULL,
-        0, IFNULL(r.line_item_net_unblended_cost, r.line_item_unblended_cost))
+      -- FOCUS 1.2: a Purchase's EffectiveCost is 0 (EffectiveCost-C-005-C).
+      WHEN 'Fee' THEN 0
+      ELSE IFNULL(r.line_item_net_unblended_cost, r.line_item_unblended_cost)
     END AS effective,
     IF(r.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage'),
       IFNULL(r.pricing_public_on_demand_cost, r.line_item_unblended_cost),
       r.line_item_unblended_cost) AS list_cost,
+    -- FOCUS unit format: plural time units, 'Hours' not 'Hrs', '<unit>-Months' not '<unit>-Mo'.
+    REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(r.pricing_unit,
+      r'Hrs$', 'Hours'), r'-Mo$', '-Months'),
+      r'-(Second|Minute|Hour|Day|Month)$', r'-\1s') AS focus_unit,
     -- service_category_S001: service_categories.csv (the Foundation's aws_category_mapping.csv)
     CASE
       WHEN r.line_item_product_code IN ('AWSDeepRacer', 'AmazonA2I', 'AmazonCodeWhisperer', 'AmazonDevOpsGuru', 'AmazonEI',

@@ -3,6 +3,9 @@
 -- export lacks the columns 1.1/1.2 added, which are filled where FOCUS 1.2 defines them from
 -- other columns (PricingCurrency* = the billing-currency values, since AWS bills and prices in
 -- one currency; ServiceSubcategory 'Other (<ServiceCategory>)'), else left NULL.
+-- FOCUS 1.2 rules applied as in cur2_to_focus.sql: units in FOCUS unit format, provisional
+-- InvoiceId {BillingAccountId}/{YYYYMM}, InvoiceIssuerName 'AWS' for Amazon's entities, a
+-- Purchase's EffectiveCost 0.
 -- AWS's own columns (x_Operation, x_ServiceCode, x_UsageType, x_Discounts, x_CostCategories)
 -- stay in aws_focus_raw, joinable by x_source_file. Column by column: docs/sources/aws.md.
 -- sqlcheck: param pipeline_id STRING
@@ -93,10 +96,12 @@ SELECT
   r.CommitmentDiscountName,
   r.CommitmentDiscountStatus,
   r.CommitmentDiscountType,
-  r.ConsumedUnit,
-  r.InvoiceIssuerName,
+  REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(r.ConsumedUnit,
+    r'Hrs$', 'Hours'), r'-Mo$', '-Months'), r'-(Second|Minute|Hour|Day|Month)$', r'-\1s'),
+  IF(r.InvoiceIssuerName LIKE 'Amazon%' OR r.InvoiceIssuerName LIKE 'AWS%', 'AWS', r.InvoiceIssuerName),
   r.PricingCategory,
-  r.PricingUnit,
+  REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(r.PricingUnit,
+    r'Hrs$', 'Hours'), r'-Mo$', '-Months'), r'-(Second|Minute|Hour|Day|Month)$', r'-\1s'),
   r.ProviderName,
   r.PublisherName,
   r.RegionId,
@@ -114,7 +119,7 @@ SELECT
   r.CapacityReservationId,
   r.CapacityReservationStatus,
   r.CommitmentDiscountUnit,
-  r.InvoiceId,
+  IFNULL(r.InvoiceId, CONCAT(r.BillingAccountId, '/', FORMAT_TIMESTAMP('%Y%m', r.BillingPeriodStart, 'UTC'))),
   IFNULL(r.PricingCurrency, r.BillingCurrency),
   IFNULL(r.ServiceSubcategory, CONCAT('Other (', IFNULL(r.ServiceCategory, 'Other'), ')')),
   r.SkuMeter,
@@ -128,13 +133,13 @@ SELECT
   r.ConsumedQuantity,
   r.ContractedCost,
   r.ContractedUnitPrice,
-  r.EffectiveCost,
+  IF(r.ChargeCategory = 'Purchase', 0, r.EffectiveCost),
   r.ListCost,
   r.ListUnitPrice,
   r.PricingQuantity,
   r.CommitmentDiscountQuantity,
   IFNULL(r.PricingCurrencyContractedUnitPrice, r.ContractedUnitPrice),
-  IFNULL(r.PricingCurrencyEffectiveCost, r.EffectiveCost),
+  IF(r.ChargeCategory = 'Purchase', 0, IFNULL(r.PricingCurrencyEffectiveCost, r.EffectiveCost)),
   IFNULL(r.PricingCurrencyListUnitPrice, r.ListUnitPrice),
   r.Tags,
   '1.2',
