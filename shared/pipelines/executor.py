@@ -17,11 +17,13 @@ Semantics (see also docs/decisions.md, "Pipelines"):
   Permanent errors and timeouts (a non-transient StepError) are never retried,
   unless the warehouse was unreachable (below).
 - A warehouse outage is not the step's fault: an attempt that timed out or
-  failed transiently while the warehouse does not answer (`Warehouse.reachable`
-  probed right after) is tried again once the abandoned attempt has ended and
-  the warehouse answers again, up to OUTAGE_RETRIES times per step, on top of
-  the step's own `retries`. The attempts never overlap: if the timed-out one
-  does not end within OUTAGE_WAIT_SECONDS the step fails with its `timeout`.
+  failed transiently while the warehouse did not answer (a connection to it
+  failed during the attempt, `Warehouse.connection_failures`, or
+  `Warehouse.reachable` probed right after says no) is tried again once the
+  abandoned attempt has ended and the warehouse answers again, up to
+  OUTAGE_RETRIES times per step, on top of the step's own `retries`. The
+  attempts never overlap: if the timed-out one does not end within
+  OUTAGE_WAIT_SECONDS the step fails with its `timeout`.
 - Timeouts are per attempt. A Python thread can't be killed, so each attempt
   runs in its own daemon thread; if it outlives `timeout_seconds` the step is
   FAILED with code `timeout`, its stop event is set (`step_query` then cancels
@@ -281,6 +283,7 @@ class _Execution:
         attempt = outages = 0
         while True:
             attempt += 1
+            failures_before = self.deps.warehouse.connection_failures.count
             result, error = self._attempt(name, ctx, spec.timeout_seconds)
             if error is None:
                 if result is not None:
@@ -297,7 +300,7 @@ class _Execution:
                     message=message,
                     code="cancelled",
                 )
-            if outages < OUTAGE_RETRIES and self._outage(code, error):
+            if outages < OUTAGE_RETRIES and self._outage(code, error, failures_before):
                 outages += 1
                 log.warning(
                     "step %s attempt %d failed (%s) while the warehouse was unreachable; "
@@ -378,10 +381,15 @@ class _Execution:
             return None, StepError("internal_error", "the step returned no StepResult")
         return result, None
 
-    def _outage(self, code: str, error: BaseException) -> bool:
-        """The attempt timed out or failed transiently and the warehouse does not answer now."""
+    def _outage(self, code: str, error: BaseException, failures_before: int) -> bool:
+        """The attempt timed out or failed transiently, and a connection to the warehouse
+        failed while it ran or the warehouse does not answer now."""
         if code != "timeout" and not (is_transient(error) or isinstance(error, gexc.RetryError)):
             return False
+        # A call may still sleep in the client's retry backoff after the warehouse is
+        # back (drill 2): the probe alone would call that attempt merely slow.
+        if self.deps.warehouse.connection_failures.count > failures_before:
+            return True
         return not self.deps.warehouse.reachable(PROBE_SECONDS)
 
     def _await_recovery(self, name: str, ctx: StepContext) -> str:

@@ -6,9 +6,11 @@ import datetime as dt
 import decimal
 import logging
 import re
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
@@ -204,6 +206,76 @@ def bigquery_client(settings: Settings) -> bigquery.Client:
     return bigquery.Client(project=settings.gcp_project, location=settings.bq_location)
 
 
+class ConnectionFailures:
+    """How many requests to the warehouse failed to connect, and when the last one did.
+
+    The client retries a refused or reset connection for minutes, sleeping in a
+    backoff that doubles up to 60 s, so a call can still be asleep after the
+    warehouse is back: a probe after the fact then says "reachable" (drill 2,
+    docs/drills.md). Counting failures as they happen lets the executor tell
+    that an attempt lived through an outage."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._last: float | None = None
+
+    def record(self) -> None:
+        with self._lock:
+            self._count += 1
+            self._last = time.monotonic()
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return self._count
+
+    @property
+    def last(self) -> float | None:
+        """`time.monotonic()` of the latest failure, None before the first."""
+        with self._lock:
+            return self._last
+
+
+def watch_connection_failures(client: bigquery.Client, failures: ConnectionFailures) -> bool:
+    """Wraps every transport adapter of the client's requests session so each connection
+    error is recorded in `failures` before the client's retry sees it; False when the client
+    has no requests session (a test double), which then records nothing."""
+    import requests
+
+    # `_http` is the client's transport (google.cloud.client.Client, the documented
+    # `_http` constructor argument); it is built lazily, this builds it.
+    session = getattr(client, "_http", None)
+    if not isinstance(session, requests.Session):
+        return False
+    for prefix, adapter in list(session.adapters.items()):
+        if not isinstance(adapter, _WatchedAdapter):
+            session.mount(prefix, cast(Any, _WatchedAdapter(adapter, failures)))
+    return True
+
+
+class _WatchedAdapter:
+    """Delegates to the session's own adapter; notes each connection error it raises.
+    (A plain class: requests only calls `send` and `close`, and subclassing its
+    BaseAdapter would import requests with this module.)"""
+
+    def __init__(self, inner: Any, failures: ConnectionFailures) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        import requests
+
+        try:
+            return self.inner.send(request, *args, **kwargs)
+        except requests.ConnectionError:
+            self.failures.record()
+            raise
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class Warehouse:
     """Parameterized SQL against BigQuery with retries and labels; nothing else talks SQL."""
 
@@ -211,6 +283,8 @@ class Warehouse:
         self.client = client
         self.settings = settings
         self.project = settings.gcp_project
+        self.connection_failures = ConnectionFailures()
+        watch_connection_failures(client, self.connection_failures)
 
     def table(self, dataset: str, table: str) -> str:
         """A validated, quoted table reference for SQL text."""

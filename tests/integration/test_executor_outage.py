@@ -113,3 +113,60 @@ def test_a_step_that_times_out_while_the_warehouse_is_unreachable_is_retried_aft
     assert EVENTS["attempts"] == 2
     # The timed-out attempt had ended before the retry began: never two at once.
     assert EVENTS["most_live"] == 1
+
+
+def step_sleeps_past_the_outage(ctx: StepContext) -> StepResult:
+    """Its first attempt queries through the outage, then stays busy until told to stop: the
+    call still asleep in the client's retry backoff when the warehouse is already back."""
+    with EVENTS["lock"]:
+        EVENTS["attempts"] += 1
+        first = EVENTS["attempts"] == 1
+    outcome = None
+    if first:
+        EVENTS["started"].set()
+        EVENTS["outage"].wait(30)
+        outcome = step_query(ctx, "SELECT 41 + 1 AS answer")
+        EVENTS["back"].set()
+        ctx.stop.wait(30)
+        return StepResult(rows_processed=0, message="the abandoned attempt")
+    outcome = step_query(ctx, "SELECT 41 + 1 AS answer")
+    return StepResult(rows_processed=len(outcome.rows), message=str(outcome.rows[0]["answer"]))
+
+
+def test_a_step_that_times_out_after_the_warehouse_is_back_but_saw_the_outage_is_retried(
+    proxied: tuple[Deps, OutageProxy],
+) -> None:
+    # Drill 2's open failure: the probe after the timeout finds the warehouse up,
+    # yet the attempt lost its time to the outage (connection errors during it).
+    deps, proxy = proxied
+    EVENTS["back"] = threading.Event()
+    sleeper = {"reader": StepType("reader", f"{HERE}:step_sleeps_past_the_outage")}
+    pipeline = parse_definition(
+        "id: custom\nsteps:\n  - {name: read, type: reader, timeout_seconds: 15}",
+        registry=sleeper,
+    )
+    result: dict[str, Any] = {}
+    runner = threading.Thread(
+        target=lambda: result.update(
+            outcome=execute(
+                deps, _run("t_outage"), threading.Event(), definition=pipeline, registry=sleeper
+            )
+        ),
+        daemon=True,
+    )
+    runner.start()
+    assert EVENTS["started"].wait(30)
+    proxy.down()
+    EVENTS["outage"].set()
+    time.sleep(1.0)  # connections refused; the client retries
+    proxy.up()
+    # The warehouse answers again before the step's timeout fires.
+    assert EVENTS["back"].wait(30)
+    assert deps.warehouse.connection_failures.count >= 1
+    runner.join(120)
+    outcome = result["outcome"]
+
+    assert (outcome.state, outcome.error_code) == ("SUCCEEDED", None), outcome
+    (step,) = outcome.steps
+    assert (step.status, step.message, step.attempts) == ("SUCCEEDED", "42", 2)
+    assert EVENTS["attempts"] == 2
