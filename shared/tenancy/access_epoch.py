@@ -76,11 +76,11 @@ def bump(deps: Deps, tenant_id: str) -> None:
         "VALUES (s.tenant_id, 1, @now, @now)"
     )
     params = {"t": tenant_id, "now": deps.clock()}
+    # The table first, every time (one tables.insert; a Conflict when it exists, and
+    # bumps are rare): BigQuery refuses a MERGE into a missing table, and bqemulator
+    # runs it as a silent no-op, which would leave the epoch MISSING after a revocation.
     try:
-        warehouse.execute(statement, params, component="access_epoch", tenant_id=tenant_id)
+        warehouse.create_table(dataset, deps.catalog.tenant[TABLE])
     except gexc.NotFound:
-        try:
-            warehouse.create_table(dataset, deps.catalog.tenant[TABLE])
-        except gexc.NotFound:
-            return  # the dataset is gone: every instance already reads MISSING
-        warehouse.execute(statement, params, component="access_epoch", tenant_id=tenant_id)
+        return  # the dataset is gone: every instance already reads MISSING
+    warehouse.execute(statement, params, component="access_epoch", tenant_id=tenant_id)
