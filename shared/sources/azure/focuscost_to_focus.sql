@@ -23,7 +23,8 @@ INSERT INTO {focus} (
   ServiceSubcategory, SkuId, SkuMeter, SkuPriceDetails, SkuPriceId, SubAccountId,
   SubAccountName, SubAccountType, Tags,
   x_focus_version, x_tenant_id, x_pipeline_id, x_credential_id, x_run_date, x_run_id,
-  x_ingested_at, x_source_file
+  x_ingested_at, x_source_file,
+  x_ResourceGroupName, x_ResourceType, x_SkuDescription, x_provider_columns
 )
 SELECT
   r.BilledCost,
@@ -110,7 +111,46 @@ SELECT
   @run_date,
   @run_id,
   CURRENT_TIMESTAMP(),
-  r.x_source_file
+  r.x_source_file,
+  -- Microsoft's own columns (issue 18: "provider columns are kept as x_*"): the three an
+  -- Azure FinOps user groups by most as columns, and every one of them, as delivered, in
+  -- one JSON object (read with JSON_VALUE(x_provider_columns, '$.x_SkuMeterCategory')).
+  r.x_ResourceGroupName,
+  r.x_ResourceType,
+  r.x_SkuDescription,
+  -- Each field is named (AS): the emulator does not name a field after its column path.
+  TO_JSON_STRING(STRUCT(
+    r.x_AccountId AS x_AccountId, r.x_AccountName AS x_AccountName,
+    r.x_AccountOwnerId AS x_AccountOwnerId, r.x_BilledCostInUsd AS x_BilledCostInUsd,
+    r.x_BilledUnitPrice AS x_BilledUnitPrice, r.x_BillingAccountId AS x_BillingAccountId,
+    r.x_BillingAccountName AS x_BillingAccountName,
+    r.x_BillingExchangeRate AS x_BillingExchangeRate,
+    r.x_BillingExchangeRateDate AS x_BillingExchangeRateDate,
+    r.x_BillingProfileId AS x_BillingProfileId, r.x_BillingProfileName AS x_BillingProfileName,
+    r.x_ContractedCostInUsd AS x_ContractedCostInUsd,
+    r.x_CostAllocationRuleName AS x_CostAllocationRuleName, r.x_CostCenter AS x_CostCenter,
+    r.x_CustomerId AS x_CustomerId, r.x_CustomerName AS x_CustomerName,
+    r.x_EffectiveCostInUsd AS x_EffectiveCostInUsd,
+    r.x_EffectiveUnitPrice AS x_EffectiveUnitPrice, r.x_InvoiceId AS x_InvoiceId,
+    r.x_InvoiceIssuerId AS x_InvoiceIssuerId, r.x_InvoiceSectionId AS x_InvoiceSectionId,
+    r.x_InvoiceSectionName AS x_InvoiceSectionName, r.x_ListCostInUsd AS x_ListCostInUsd,
+    r.x_PartnerCreditApplied AS x_PartnerCreditApplied,
+    r.x_PartnerCreditRate AS x_PartnerCreditRate, r.x_PricingBlockSize AS x_PricingBlockSize,
+    r.x_PricingCurrency AS x_PricingCurrency, r.x_PricingSubcategory AS x_PricingSubcategory,
+    r.x_PricingUnitDescription AS x_PricingUnitDescription,
+    r.x_PublisherCategory AS x_PublisherCategory, r.x_PublisherId AS x_PublisherId,
+    r.x_ResellerId AS x_ResellerId, r.x_ResellerName AS x_ResellerName,
+    r.x_ResourceGroupName AS x_ResourceGroupName, r.x_ResourceType AS x_ResourceType,
+    r.x_ServicePeriodEnd AS x_ServicePeriodEnd, r.x_ServicePeriodStart AS x_ServicePeriodStart,
+    r.x_SkuDescription AS x_SkuDescription, r.x_SkuDetails AS x_SkuDetails,
+    r.x_SkuIsCreditEligible AS x_SkuIsCreditEligible,
+    r.x_SkuMeterCategory AS x_SkuMeterCategory, r.x_SkuMeterId AS x_SkuMeterId,
+    r.x_SkuMeterName AS x_SkuMeterName, r.x_SkuMeterSubcategory AS x_SkuMeterSubcategory,
+    r.x_SkuOfferId AS x_SkuOfferId, r.x_SkuOrderId AS x_SkuOrderId,
+    r.x_SkuOrderName AS x_SkuOrderName, r.x_SkuPartNumber AS x_SkuPartNumber,
+    r.x_SkuRegion AS x_SkuRegion, r.x_SkuServiceFamily AS x_SkuServiceFamily,
+    r.x_SkuTerm AS x_SkuTerm, r.x_SkuTier AS x_SkuTier
+  ))
 FROM {raw} AS r
 CROSS JOIN UNNEST([STRUCT(
   COALESCE(r.PricingCurrency, r.x_PricingCurrency, r.BillingCurrency) AS pricing_currency,
