@@ -132,10 +132,14 @@ def test_the_mapping_keeps_every_microsoft_column_in_x_provider_columns() -> Non
     # The JSON object lists Microsoft's x_* columns by name; one left out of the mapping
     # (or one the raw table lost) would silently vanish from focus_cost.
     sql = mapping.mapping_sql("raw", "focus")
-    struct = sql.split("TO_JSON_STRING(STRUCT(", 1)[1].split("))", 1)[0]
-    fields = [item.split(" AS ") for item in struct.split(",")]
-    assert [key.strip() for _, key in fields] == list(focuscost.MICROSOFT_X)
-    assert all(column.strip() == "r." + key.strip() for column, key in fields)
+    body = sql.split("TO_JSON_STRING(JSON_OBJECT(", 1)[1].split("))", 1)[0]
+    items = [item.strip() for item in body.split(",")]
+    keys, columns = items[0::2], items[1::2]
+    assert [key.strip("'") for key in keys] == list(focuscost.MICROSOFT_X)
+    assert columns == [
+        f"CAST(r.{name} AS STRING)" if kind == "NUMERIC" else f"r.{name}"
+        for name, kind in focuscost.MICROSOFT_X.items()
+    ]
     focus_columns = {c["name"] for c in json.loads(FOCUS_SCHEMA.read_text())["schema"]}
     assert {"x_ResourceGroupName", "x_ResourceType", "x_SkuDescription"} <= focus_columns
     assert "x_provider_columns" in focus_columns
