@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local import azure_export
 from local.emulator import free_port
 from shared.platform.settings import REPO_ROOT
 
@@ -284,6 +285,7 @@ def demo(stack: Stack) -> int:
     if run["state"] != "SUCCEEDED":
         say(f"the run {run['state']}: {run.get('error_code')} {run.get('error_message') or ''}")
         return 1
+    azure_export.demo_run(stack, key)
     rows = summary(stack, tenant["dataset_id"])
     if not rows:
         say("the run succeeded but focus_cost has no rows")
