@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from shared.sources.azure.focuscost import version_columns
@@ -474,3 +475,135 @@ def write_export(
         rows=len(rows),
         billed_cost=sum((_amount(r.get("BilledCost")) for r in rows), Decimal(0)),
     )
+
+
+# The storage account the local stack's Azurite serves (local/cloud_access.py).
+LOCAL_ACCOUNT = "cvglocalexports"
+DEMO_DIRECTORY = "exports/focus"
+DEMO_EXPORT = "demo-focus"
+
+
+@dataclass(frozen=True)
+class LocalExport:
+    """An export seeded into the local stack's Azurite, and a read-only SAS for its container."""
+
+    run: ExportRun
+    container: str
+    sas_token: str
+
+
+def seed_local_export(
+    data_dir: Path,
+    container: str,
+    first_day: dt.date,
+    days: int,
+    rows_per_day: int,
+    *,
+    seed: int = 7,
+    version: str = "1.0r2",
+    range_end: dt.date | None = None,
+) -> LocalExport:
+    """Writes one export run (range first_day..range_end) into the stack's Azurite.
+
+    The account key and TLS certificate are the ones the stack wrote under its data
+    dir (`clouds/azurite/`); the SAS is what a customer would hand over: read + list
+    on the container only, for two hours.
+    """
+    from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
+
+    azurite = data_dir / "clouds" / "azurite"
+    key = json.loads((azurite / "azurite-accounts.json").read_text())[LOCAL_ACCOUNT]
+    endpoint = json.loads((data_dir / "endpoints.json").read_text())["azurite_blob_endpoint"]
+    client: Any = ContainerClient(
+        endpoint.format(account=LOCAL_ACCOUNT),
+        container,
+        credential={"account_name": LOCAL_ACCOUNT, "account_key": key},
+        connection_verify=str(azurite / "tls" / "cert.pem"),
+    )
+    client.create_container()
+    generator = FocusCostGenerator(seed=seed, version=version)
+    rows = list(generator.rows(first_day, days, rows_per_day))
+    end = range_end or first_day + dt.timedelta(days=days - 1)
+    run = write_export(
+        client, DEMO_DIRECTORY, DEMO_EXPORT, generator, rows, range_start=first_day, range_end=end
+    )
+    sas = generate_container_sas(
+        LOCAL_ACCOUNT,
+        container,
+        account_key=key,
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2),
+    )
+    return LocalExport(run, container, sas)
+
+
+def demo_run(stack: Any, key: dict[str, str], days: int = 3, rows_per_day: int = 300) -> None:
+    """`make demo`'s Azure part: seed an export, SAS credential, AZURE provider config,
+    an azure_cost_export pipeline over the export's dates, one run; exits the demo with
+    the run's error unless it SUCCEEDED (a failed run is never shown as success)."""
+    import os
+
+    from local import demo
+    from shared.platform.settings import REPO_ROOT
+
+    data_dir = stack.data_dir or Path(os.environ.get("LOCAL_DATA_DIR", REPO_ROOT / ".local"))
+    first = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)
+    export = seed_local_export(
+        Path(data_dir), f"demo-{uuid.uuid4().hex[:8]}", first, days, rows_per_day
+    )
+    demo.say(f"seeded an Azure FocusCost export: {export.run.rows} rows in {export.container}")
+    status, credential = demo.http(
+        "POST",
+        f"{stack.gateway}/credentials/",
+        {
+            "provider": "AZURE",
+            "credential_type": "SAS_TOKEN",
+            "credential_name": "azure export reader",
+            "credentials": {"sas_token": export.sas_token},
+        },
+        key,
+    )
+    demo.expect(status, credential, 201, "adding the Azure credential")
+    status, provider = demo.http(
+        "POST",
+        f"{stack.gateway}/credentials/provider-configs",
+        {
+            "provider": "AZURE",
+            "currency": "EUR",
+            "credential_id": credential["credential_id"],
+            "azure": {
+                "storage_account": LOCAL_ACCOUNT,
+                "container": export.container,
+                "directory": DEMO_DIRECTORY,
+                "export_name": DEMO_EXPORT,
+                "dataset_version": "1.0r2",
+            },
+        },
+        key,
+    )
+    demo.expect(status, provider, 201, "adding the Azure provider config")
+    status, config = demo.http(
+        "POST",
+        f"{stack.gateway}/pipelines/configs",
+        {
+            "name": "daily Azure costs",
+            "pipeline": "azure_cost_export",
+            "provider_config_id": provider["config_id"],
+            "schedule_cron": "0 6 * * *",
+            "timezone": "UTC",
+        },
+        key,
+    )
+    demo.expect(status, config, 201, "scheduling azure_cost_export")
+    last = first + dt.timedelta(days=days - 1)
+    status, started = demo.http(
+        "POST",
+        f"{stack.gateway}/pipelines/runs",
+        {"config_id": config["config_id"], "date_from": str(first), "date_to": str(last)},
+        key,
+    )
+    demo.expect(status, started, 202, "starting the Azure run")
+    run = demo.wait_for_run(stack, key, config["config_id"])
+    demo.show_run(run)
+    if run["state"] != "SUCCEEDED":
+        raise SystemExit(f"[demo] the Azure run {run['state']}: {run.get('error_message') or ''}")

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local import azure_export
 from local.emulator import free_port
 from shared.platform.settings import REPO_ROOT
 
@@ -299,8 +300,9 @@ def demo(stack: Stack) -> int:
         if genai_run["state"] != "SUCCEEDED":
             say(f"the {provider} run {genai_run['state']}: {genai_run.get('error_code')}")
             return 1
+    azure_export.demo_run(stack, key)
     rows = summary(stack, tenant["dataset_id"])
-    missing = {"Google Cloud", "OpenAI", "Anthropic"} - {r["provider"] for r in rows}
+    missing = {"Google Cloud", "Microsoft", "OpenAI", "Anthropic"} - {r["provider"] for r in rows}
     if missing:
         say(f"the runs succeeded but focus_cost has no rows for {sorted(missing)}")
         return 1

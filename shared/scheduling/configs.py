@@ -23,6 +23,13 @@ _COLUMNS = (
     "config_id, name, pipeline, provider_config_id, credential_id, schedule_cron, timezone, "
     "is_active, parameters_json, next_run_at, created_at, updated_at"
 )
+# The provider whose config each cost-export pipeline reads: a pipeline linked to another
+# provider's config would only fail at run time, so it is refused when scheduled.
+PIPELINE_PROVIDERS = {
+    "gcp_cost_billing": "GCP",
+    "aws_cost_export": "AWS",
+    "azure_cost_export": "AZURE",
+}
 
 
 def pipeline_ids() -> tuple[str, ...]:
@@ -124,7 +131,7 @@ def _check_references(deps: Deps, tenant_id: str, body: PipelineConfigRequest) -
     credential_id = body.credential_id
     if body.provider_config_id is not None:
         rows = warehouse.query(
-            "SELECT credential_id FROM "
+            "SELECT credential_id, provider FROM "
             f"{warehouse.central('tenant_provider_configs')} "
             "WHERE tenant_id = @t AND config_id = @id AND status = 'ACTIVE'",
             {"t": tenant_id, "id": body.provider_config_id},
@@ -134,6 +141,13 @@ def _check_references(deps: Deps, tenant_id: str, body: PipelineConfigRequest) -
         # Another tenant's id reads exactly like an unknown one.
         if not rows:
             raise _reference_error("provider_config_id", "no active provider config with this id")
+        wanted = PIPELINE_PROVIDERS.get(body.pipeline)
+        if wanted is not None and rows[0]["provider"] != wanted:
+            raise _reference_error(
+                "provider_config_id",
+                f"{body.pipeline} reads a provider config of provider {wanted}; "
+                f"this one is {rows[0]['provider']}",
+            )
         credential_id = credential_id or rows[0]["credential_id"]
     if body.credential_id is not None:
         rows = warehouse.query(

@@ -31,7 +31,11 @@ def test_a_scheduled_gcp_cost_billing_run_produces_reconciled_focus_rows(
 ) -> None:
     endpoints = stack.endpoints()
     target = demo.Stack(
-        endpoints["gateway_url"], endpoints["emulator_url"], endpoints["project"], stack.admin_key()
+        endpoints["gateway_url"],
+        endpoints["emulator_url"],
+        endpoints["project"],
+        stack.admin_key(),
+        data_dir=stack.data_dir,  # the Azure part reads Azurite's account key there
     )
 
     assert demo.demo(target) == 0, capsys.readouterr().out + stack.output()[-3000:]

@@ -69,6 +69,18 @@ def test_each_dataset_version_lands_in_focus_cost_reconciled_per_billing_period(
     assert {("Usage", None, None), ("Usage", None, "Used"), ("Usage", None, "Unused")} <= seen
     assert {("Purchase", None, None), ("Purchase", "Correction", None), ("Tax", None, None)} <= seen
     assert {r["pub"] for r in kinds} == {"Microsoft", "Contoso Data Ltd"}
+    # Microsoft's x_* columns reach focus_cost: three as columns, all in x_provider_columns.
+    kept = tenant.query(
+        "SELECT COUNT(*) AS n, ANY_VALUE(x_provider_columns) AS sample, COUNTIF("
+        "IFNULL(JSON_VALUE(x_provider_columns, '$.x_ResourceGroupName'), '-') = "
+        "IFNULL(x_ResourceGroupName, '-') AND "
+        "IFNULL(JSON_VALUE(x_provider_columns, '$.x_ResourceType'), '-') = "
+        "IFNULL(x_ResourceType, '-')) AS same, COUNT(x_ResourceGroupName) AS grouped, "
+        "COUNT(JSON_VALUE(x_provider_columns, '$.x_SkuMeterCategory')) AS meters FROM {focus}"
+    )[0]
+    raw = tenant.query("SELECT COUNT(x_SkuMeterCategory) AS meters FROM {raw}")[0]
+    assert kept["same"] == kept["n"] == october.rows + november.rows, kept["sample"]
+    assert kept["grouped"] > 0 and kept["meters"] == raw["meters"] > 0, kept["sample"]
 
 
 def test_a_cent_lost_between_export_and_focus_fails_the_check(

@@ -6,16 +6,19 @@ import datetime as dt
 import json
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.azure_export import FocusCostGenerator
 from shared.pipelines.context import RunContext, StepContext, StepError
-from shared.sources.azure import reader
+from shared.platform.settings import REPO_ROOT
+from shared.sources.azure import focuscost, mapping, reader
 from shared.sources.azure.focuscost import ALL_COLUMNS, REQUIRED, version_columns
 
 ROOT = "exports/focus/acme/"
+FOCUS_SCHEMA: Path = REPO_ROOT / "schemas" / "tenant" / "focus_cost.json"
 
 
 @dataclass
@@ -123,3 +126,20 @@ def test_the_generator_is_deterministic_by_seed_and_writes_each_versions_dates()
     start = FocusCostGenerator(version="1.0").columns.index("ChargePeriodStart")
     assert cells(4, "1.0")[0][start] == "2026-11-01T00:00Z"
     assert cells(4, "1.0r2")[0][start] == "2026-11-01T00:00:00Z"
+
+
+def test_the_mapping_keeps_every_microsoft_column_in_x_provider_columns() -> None:
+    # The JSON object lists Microsoft's x_* columns by name; one left out of the mapping
+    # (or one the raw table lost) would silently vanish from focus_cost.
+    sql = mapping.mapping_sql("raw", "focus")
+    body = sql.split("TO_JSON_STRING(JSON_OBJECT(", 1)[1].split("))", 1)[0]
+    items = [item.strip() for item in body.split(",")]
+    keys, columns = items[0::2], items[1::2]
+    assert [key.strip("'") for key in keys] == list(focuscost.MICROSOFT_X)
+    assert columns == [
+        f"CAST(r.{name} AS STRING)" if kind == "NUMERIC" else f"r.{name}"
+        for name, kind in focuscost.MICROSOFT_X.items()
+    ]
+    focus_columns = {c["name"] for c in json.loads(FOCUS_SCHEMA.read_text())["schema"]}
+    assert {"x_ResourceGroupName", "x_ResourceType", "x_SkuDescription"} <= focus_columns
+    assert "x_provider_columns" in focus_columns

@@ -23,7 +23,8 @@ INSERT INTO {focus} (
   ServiceSubcategory, SkuId, SkuMeter, SkuPriceDetails, SkuPriceId, SubAccountId,
   SubAccountName, SubAccountType, Tags,
   x_focus_version, x_tenant_id, x_pipeline_id, x_credential_id, x_run_date, x_run_id,
-  x_ingested_at, x_source_file
+  x_ingested_at, x_source_file,
+  x_ResourceGroupName, x_ResourceType, x_SkuDescription, x_provider_columns
 )
 SELECT
   r.BilledCost,
@@ -110,7 +111,51 @@ SELECT
   @run_date,
   @run_id,
   CURRENT_TIMESTAMP(),
-  r.x_source_file
+  r.x_source_file,
+  -- Microsoft's own columns (issue 18: "provider columns are kept as x_*"): the three an
+  -- Azure FinOps user groups by most as columns, and every one of them, as delivered, in
+  -- one JSON object (read with JSON_VALUE(x_provider_columns, '$.x_SkuMeterCategory')).
+  r.x_ResourceGroupName,
+  r.x_ResourceType,
+  r.x_SkuDescription,
+  -- Keys as literals: the emulator lower-cases STRUCT field names on INSERT, and
+  -- JSONPath is case-sensitive. Money as decimal text: a NUMERIC with 9 decimals is not
+  -- a JSON number without loss (BigQuery refuses it), and its text is exact.
+  TO_JSON_STRING(JSON_OBJECT(
+    'x_AccountId', r.x_AccountId, 'x_AccountName', r.x_AccountName,
+    'x_AccountOwnerId', r.x_AccountOwnerId,
+    'x_BilledCostInUsd', CAST(r.x_BilledCostInUsd AS STRING),
+    'x_BilledUnitPrice', CAST(r.x_BilledUnitPrice AS STRING),
+    'x_BillingAccountId', r.x_BillingAccountId, 'x_BillingAccountName', r.x_BillingAccountName,
+    'x_BillingExchangeRate', CAST(r.x_BillingExchangeRate AS STRING),
+    'x_BillingExchangeRateDate', r.x_BillingExchangeRateDate,
+    'x_BillingProfileId', r.x_BillingProfileId, 'x_BillingProfileName', r.x_BillingProfileName,
+    'x_ContractedCostInUsd', CAST(r.x_ContractedCostInUsd AS STRING),
+    'x_CostAllocationRuleName', r.x_CostAllocationRuleName, 'x_CostCenter', r.x_CostCenter,
+    'x_CustomerId', r.x_CustomerId, 'x_CustomerName', r.x_CustomerName,
+    'x_EffectiveCostInUsd', CAST(r.x_EffectiveCostInUsd AS STRING),
+    'x_EffectiveUnitPrice', CAST(r.x_EffectiveUnitPrice AS STRING),
+    'x_InvoiceId', r.x_InvoiceId, 'x_InvoiceIssuerId', r.x_InvoiceIssuerId,
+    'x_InvoiceSectionId', r.x_InvoiceSectionId, 'x_InvoiceSectionName', r.x_InvoiceSectionName,
+    'x_ListCostInUsd', CAST(r.x_ListCostInUsd AS STRING),
+    'x_PartnerCreditApplied', r.x_PartnerCreditApplied,
+    'x_PartnerCreditRate', r.x_PartnerCreditRate,
+    'x_PricingBlockSize', CAST(r.x_PricingBlockSize AS STRING),
+    'x_PricingCurrency', r.x_PricingCurrency, 'x_PricingSubcategory', r.x_PricingSubcategory,
+    'x_PricingUnitDescription', r.x_PricingUnitDescription,
+    'x_PublisherCategory', r.x_PublisherCategory, 'x_PublisherId', r.x_PublisherId,
+    'x_ResellerId', r.x_ResellerId, 'x_ResellerName', r.x_ResellerName,
+    'x_ResourceGroupName', r.x_ResourceGroupName, 'x_ResourceType', r.x_ResourceType,
+    'x_ServicePeriodEnd', r.x_ServicePeriodEnd, 'x_ServicePeriodStart', r.x_ServicePeriodStart,
+    'x_SkuDescription', r.x_SkuDescription, 'x_SkuDetails', r.x_SkuDetails,
+    'x_SkuIsCreditEligible', r.x_SkuIsCreditEligible,
+    'x_SkuMeterCategory', r.x_SkuMeterCategory, 'x_SkuMeterId', r.x_SkuMeterId,
+    'x_SkuMeterName', r.x_SkuMeterName, 'x_SkuMeterSubcategory', r.x_SkuMeterSubcategory,
+    'x_SkuOfferId', r.x_SkuOfferId, 'x_SkuOrderId', r.x_SkuOrderId,
+    'x_SkuOrderName', r.x_SkuOrderName, 'x_SkuPartNumber', r.x_SkuPartNumber,
+    'x_SkuRegion', r.x_SkuRegion, 'x_SkuServiceFamily', r.x_SkuServiceFamily,
+    'x_SkuTerm', CAST(r.x_SkuTerm AS STRING), 'x_SkuTier', r.x_SkuTier
+  ))
 FROM {raw} AS r
 CROSS JOIN UNNEST([STRUCT(
   COALESCE(r.PricingCurrency, r.x_PricingCurrency, r.BillingCurrency) AS pricing_currency,
