@@ -13,6 +13,20 @@ Contracts followed (each field below is named as on these pages):
   `organization.usage.completions.result` with `input_tokens`,
   `output_tokens`, `input_cached_tokens`, `num_model_requests`, `project_id`,
   `model` (when grouped by them); paged the same way (`limit` default 7 for 1d).
+- OpenAI other usage endpoints, paged and grouped the same way, each result
+  `organization.usage.<endpoint>.result` with `num_model_requests`,
+  `project_id`, `model`, `user_id`, `api_key_id` and its quantity:
+  https://platform.openai.com/docs/api-reference/usage/embeddings
+  (`/usage/embeddings`, `input_tokens`),
+  https://platform.openai.com/docs/api-reference/usage/moderations
+  (`/usage/moderations`, `input_tokens`),
+  https://platform.openai.com/docs/api-reference/usage/images
+  (`/usage/images`, `images`; also `source`, `size`),
+  https://platform.openai.com/docs/api-reference/usage/audio_speeches
+  (`/usage/audio_speeches`, `characters`),
+  https://platform.openai.com/docs/api-reference/usage/audio_transcriptions
+  (`/usage/audio_transcriptions`, `seconds`). Usage endpoints take `limit`
+  1-31 for 1d buckets (the costs endpoint 1-180).
 - OpenAI errors: https://platform.openai.com/docs/guides/error-codes
   `{"error": {"message", "type", "param", "code"}}`; 401 invalid or revoked
   key, 403 a key without the permission (ordinary, non-admin keys), 429 with
@@ -72,6 +86,18 @@ OPENAI_MODELS = {
     "gpt-4o-2024-08-06": {"input": "2.50", "cached input": "1.25", "output": "10.00"},
     "gpt-4o-mini-2024-07-18": {"input": "0.15", "cached input": "0.075", "output": "0.60"},
 }
+# Usage endpoints other than completions: endpoint -> (model, quantity field, the
+# cost line item's type after "<model>, ", USD per unit as priced; None = free:
+# moderations are not billed, so they have usage but no cost line item).
+OPENAI_OTHER_USAGE: dict[str, tuple[str, str, str | None, str | None]] = {
+    "embeddings": ("text-embedding-3-small", "input_tokens", "input", "0.00000002"),
+    "moderations": ("omni-moderation-latest", "input_tokens", None, None),
+    "images": ("dall-e-3", "images", "images", "0.04"),
+    "audio_speeches": ("tts-1", "characters", "characters", "0.000015"),
+    "audio_transcriptions": ("whisper-1", "seconds", "seconds", "0.0001"),
+}
+# Scales the hash's [0, 2M) into a plausible daily quantity per unit.
+_OTHER_SCALE = {"input_tokens": 1, "images": 10_000, "characters": 1, "seconds": 100}
 OPENAI_PROJECTS = {"proj_research": "Research", "proj_support": "Support bot"}
 ANTHROPIC_MODELS = {
     "claude-sonnet-4-20250514": {
@@ -129,8 +155,23 @@ def openai_usage(key: str, day: dt.date) -> list[dict[str, Any]]:
     return rows
 
 
+def openai_other_usage(key: str, day: dt.date, endpoint: str) -> list[dict[str, Any]]:
+    """One non-completions usage endpoint's usage of one day, per project and model."""
+    model, field, _, _ = OPENAI_OTHER_USAGE[endpoint]
+    return [
+        {
+            "project_id": project,
+            "model": model,
+            field: _units(key, day, project, model, endpoint) // _OTHER_SCALE[field],
+            "num_model_requests": _units(key, day, project, model, endpoint, "req") // 1000 + 1,
+        }
+        for project in OPENAI_PROJECTS
+    ]
+
+
 def openai_costs(key: str, day: dt.date) -> list[dict[str, Any]]:
-    """Cost line items of one day, per project: `<model>, <token type>` priced per 1M tokens."""
+    """Cost line items of one day, per project: `<model>, <token type>` priced per 1M tokens,
+    then the other endpoints' `<model>, <unit>` priced per unit."""
     rows = []
     for usage in openai_usage(key, day):
         prices = OPENAI_MODELS[usage["model"]]
@@ -146,6 +187,17 @@ def openai_costs(key: str, day: dt.date) -> list[dict[str, Any]]:
                     "project_id": usage["project_id"],
                     "line_item": f"{usage['model']}, {token_type}",
                     "value": amount,
+                }
+            )
+    for endpoint, (_, field, item_type, price) in OPENAI_OTHER_USAGE.items():
+        if price is None:
+            continue
+        for usage in openai_other_usage(key, day, endpoint):
+            rows.append(
+                {
+                    "project_id": usage["project_id"],
+                    "line_item": f"{usage['model']}, {item_type}",
+                    "value": Decimal(usage[field]) * Decimal(price),
                 }
             )
     return rows
@@ -336,8 +388,9 @@ class GenAiApis:
         if args.get("bucket_width", "1d") != "1d":
             return error(400, "bucket_width must be 1d here", "invalid_request_error", None)
         limit = int(args.get("limit", 7))
-        if not 1 <= limit <= 180:
-            return error(400, "limit must be between 1 and 180", "invalid_request_error", None)
+        most = 31 if request.path.startswith("/v1/organization/usage/") else 180
+        if not 1 <= limit <= most:
+            return error(400, f"limit must be between 1 and {most}", "invalid_request_error", None)
         group_by = set(args.getlist("group_by")) | set(args.getlist("group_by[]"))
         first = _day_start(dt.datetime.fromtimestamp(start, dt.UTC))
         last = dt.datetime.fromtimestamp(end, dt.UTC) if end else first + DAY * limit
@@ -359,11 +412,8 @@ class GenAiApis:
             next_page, has_more = args["page"], True
         data = []
         for bucket_start in chunk:
-            if request.path == "/v1/organization/costs":
-                results = self._openai_cost_results(key, bucket_start.date(), group_by)
-            elif request.path == "/v1/organization/usage/completions":
-                results = self._openai_usage_results(key, bucket_start.date(), group_by)
-            else:
+            results = self._openai_results(key, bucket_start.date(), request.path, group_by)
+            if results is None:
                 return error(
                     404, f"Invalid URL (GET {request.path})", "invalid_request_error", None
                 )
@@ -381,6 +431,19 @@ class GenAiApis:
         if fault and fault["kind"] == "malformed_amount":
             text = text.replace('"value": ', '"value": "12,5x"  , "_was": ', 1)
         return Response(text, mimetype="application/json")
+
+    def _openai_results(
+        self, key: str, day: dt.date, path: str, group_by: set[str]
+    ) -> list[Any] | None:
+        """The results of one day's bucket of this path; None for an unknown path."""
+        if path == "/v1/organization/costs":
+            return self._openai_cost_results(key, day, group_by)
+        if path == "/v1/organization/usage/completions":
+            return self._openai_usage_results(key, day, group_by)
+        endpoint = path.removeprefix("/v1/organization/usage/")
+        if path.startswith("/v1/organization/usage/") and endpoint in OPENAI_OTHER_USAGE:
+            return self._openai_other_results(key, day, endpoint, group_by)
+        return None
 
     def _openai_cost_results(self, key: str, day: dt.date, group_by: set[str]) -> list[Any]:
         totals: dict[tuple[Any, ...], Decimal] = {}
@@ -419,6 +482,30 @@ class GenAiApis:
                 "user_id": None,
                 "api_key_id": None,
                 "batch": None,
+            }
+            for group, acc in totals.items()
+        ]
+
+    def _openai_other_results(
+        self, key: str, day: dt.date, endpoint: str, group_by: set[str]
+    ) -> list[Any]:
+        field = OPENAI_OTHER_USAGE[endpoint][1]
+        totals: dict[tuple[Any, ...], dict[str, int]] = {}
+        for row in openai_other_usage(key, day, endpoint):
+            group = tuple(row[g] if g in group_by else None for g in ("project_id", "model"))
+            acc = totals.setdefault(group, {field: 0, "num_model_requests": 0})
+            for f in (field, "num_model_requests"):
+                acc[f] += row[f]
+        extra = {"source": None, "size": None} if endpoint == "images" else {}
+        return [
+            {
+                "object": f"organization.usage.{endpoint}.result",
+                **acc,
+                "project_id": group[0],
+                "model": group[1],
+                "user_id": None,
+                "api_key_id": None,
+                **extra,
             }
             for group, acc in totals.items()
         ]

@@ -159,6 +159,15 @@ def test_a_run_lands_focus_rows_whose_daily_totals_equal_the_cost_api_exactly(
     assert rows[0]["subcategory"] == "Generative AI"
     assert rows[0]["charge"] == "Usage"
     assert rows[0]["with_tokens"] > 0
+    if name == "openai":
+        # Every cost line item finds its quantity: completions tokens and the other
+        # usage endpoints' tokens, images, characters and seconds.
+        units = wh.query(
+            "SELECT ConsumedUnit AS unit, COUNTIF(ConsumedQuantity IS NULL) AS missing "
+            f"FROM {wh.table(tenant_id, 'focus_cost')} GROUP BY 1"
+        )
+        assert {r["unit"] for r in units} == {"Tokens", "Images", "Characters", "Seconds"}
+        assert all(r["missing"] == 0 for r in units)
 
 
 def test_a_401_mid_run_fails_the_step_naming_it_and_writes_nothing(

@@ -136,7 +136,7 @@ TEST_TABLES: dict[str, Columns] = {
 # (shared.sources.gcp.reader.py).
 _DRYRUN = re.compile(r"^_dryrun_[0-9a-f]+$")
 _STAGING = re.compile(rf"^_stg_{RAW_TABLE}_[0-9a-f]+$")
-_GENAI_STAGING = re.compile(r"^_stg_((?:openai|anthropic)_[a-z]+_raw)_[0-9a-f]+$")
+_GENAI_STAGING = re.compile(r"^_stg_((?:openai|anthropic)_[a-z_]+_raw)_[0-9a-f]+$")
 # The Azure reader's per-run staging table (shared/sources/azure/reader.py).
 _AZURE_STAGING = re.compile(r"^_stg_azure_focus_[0-9a-f]+$")
 _EXPORT = re.compile(r"^gcp_billing_export_(resource_)?v1_[A-Za-z0-9_]+$")

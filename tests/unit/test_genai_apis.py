@@ -132,3 +132,64 @@ def test_anthropic_refuses_an_ordinary_key_and_injected_429_says_retry_after() -
     assert limited.status_code == 429
     assert limited.headers["retry-after"] == "3"
     assert after.status_code == 200
+
+
+def test_openai_other_usage_endpoints_page_through_next_page_with_their_quantity() -> None:
+    client = Client(GenAiApis())
+    fields = {
+        "embeddings": "input_tokens",
+        "moderations": "input_tokens",
+        "images": "images",
+        "audio_speeches": "characters",
+        "audio_transcriptions": "seconds",
+    }
+    query = {
+        "start_time": START,
+        "end_time": START + 3 * DAY,
+        "limit": 2,
+        "group_by": ["project_id", "model"],
+    }
+    for endpoint, field in fields.items():
+        path = f"/v1/organization/usage/{endpoint}"
+        pages, page = [], None
+        while True:
+            body = openai(client, path, **query, **({"page": page} if page else {})).json
+            pages.append(body)
+            if not body["has_more"]:
+                break
+            page = body["next_page"]
+        results = [r for p in pages for b in p["data"] for r in b["results"]]
+
+        assert [len(p["data"]) for p in pages] == [2, 1], endpoint
+        assert [b["start_time"] for p in pages for b in p["data"]] == [
+            START + i * DAY for i in range(3)
+        ], endpoint
+        assert {r["object"] for r in results} == {f"organization.usage.{endpoint}.result"}
+        assert {r["project_id"] for r in results} == {"proj_research", "proj_support"}
+        assert all(isinstance(r[field], int) and r["num_model_requests"] >= 1 for r in results)
+
+
+def test_openai_usage_quantities_price_to_their_cost_line_items_and_limit_stops_at_31() -> None:
+    client = Client(GenAiApis())
+    day = {"start_time": START, "end_time": START + DAY}
+    by = {"group_by": ["project_id", "model"]}
+    images = openai(client, "/v1/organization/usage/images", **day, **by).json
+    costs = openai(
+        client, "/v1/organization/costs", **day, group_by=["project_id", "line_item"]
+    ).get_data(as_text=True)
+    too_many = openai(client, "/v1/organization/usage/embeddings", start_time=START, limit=32)
+    unknown = openai(client, "/v1/organization/usage/nonsense", **day)
+
+    items = json.loads(costs, parse_float=Decimal)["data"][0]["results"]
+    for usage in images["data"][0]["results"]:
+        (item,) = [
+            i
+            for i in items
+            if i["project_id"] == usage["project_id"]
+            and i["line_item"] == f"{usage['model']}, images"
+        ]
+        # dall-e-3 at $0.04 an image in the stand-in's price list.
+        assert item["amount"]["value"] == Decimal(usage["images"]) * Decimal("0.04")
+    assert not any(i["line_item"].startswith("omni-moderation") for i in items)
+    assert too_many.status_code == 400
+    assert unknown.status_code == 404

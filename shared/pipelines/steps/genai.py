@@ -35,7 +35,7 @@ from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 
 SOURCES = Path(__file__).resolve().parents[2] / "sources"
 PROVIDERS = {
-    "openai": ("OPENAI", ("openai_costs_raw", "openai_usage_raw")),
+    "openai": ("OPENAI", ("openai_costs_raw", "openai_usage_raw", "openai_usage_other_raw")),
     "anthropic": ("ANTHROPIC", ("anthropic_costs_raw", "anthropic_usage_raw")),
 }
 DEFAULT_LOOKBACK_DAYS = 2
@@ -50,7 +50,7 @@ LINEAGE = (
 FOCUS_TABLE = "focus_cost"
 
 
-def _provider(ctx: StepContext) -> tuple[str, str, tuple[str, str]]:
+def _provider(ctx: StepContext) -> tuple[str, str, tuple[str, ...]]:
     name = str(ctx.params.get("provider", ""))
     if name not in PROVIDERS:
         raise StepError("invalid_parameter", "provider must be 'openai' or 'anthropic'")
@@ -202,8 +202,10 @@ def mapping_sql(ctx: StepContext, name: str) -> str:
     text = (SOURCES / name / "focus_1_2.sql").read_text()
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
     sql = "\n".join(lines)
-    return sql.replace("{costs}", wh.table(ctx.run.dataset_id, f"{name}_costs_raw")).replace(
-        "{usage}", wh.table(ctx.run.dataset_id, f"{name}_usage_raw")
+    return (
+        sql.replace("{costs}", wh.table(ctx.run.dataset_id, f"{name}_costs_raw"))
+        .replace("{usage}", wh.table(ctx.run.dataset_id, f"{name}_usage_raw"))
+        .replace("{other_usage}", wh.table(ctx.run.dataset_id, f"{name}_usage_other_raw"))
     )
 
 

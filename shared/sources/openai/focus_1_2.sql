@@ -1,11 +1,14 @@
 -- OpenAI costs -> FOCUS 1.2 rows: one row per (day, project, line item) of the cost API.
 -- Column by column: docs/sources/genai.md. Token quantities come from the completions
--- usage of the same day, project and model (line items read "<model>, <token type>").
+-- usage of the same day, project and model (line items read "<model>, <token type>");
+-- the other usage endpoints' quantities (embeddings and moderations input tokens, images,
+-- speech characters, transcription seconds) match "<model>, input|images|characters|seconds".
 -- sqlcheck: param pipeline_id STRING
 -- sqlcheck: param date_from DATE
 -- sqlcheck: param date_to DATE
 -- sqlcheck: table {costs} tenant.openai_costs_raw
 -- sqlcheck: table {usage} tenant.openai_usage_raw
+-- sqlcheck: table {other_usage} tenant.openai_usage_other_raw
 WITH costs AS (
   SELECT
     c.*,
@@ -16,31 +19,60 @@ WITH costs AS (
     AND DATE(c.bucket_start) BETWEEN @date_from AND @date_to
 ),
 usage AS (
+  -- Completions: one quantity per token type of the line items.
   SELECT
     DATE(u.bucket_start) AS usage_date,
     u.project_id,
     u.model,
-    SUM(u.input_tokens - IFNULL(u.input_cached_tokens, 0)) AS uncached_input,
-    SUM(u.input_cached_tokens) AS cached_input,
-    SUM(u.output_tokens) AS output
+    t.token_type,
+    'Tokens' AS unit,
+    t.quantity
   FROM {usage} AS u
+  CROSS JOIN UNNEST([
+    STRUCT('input' AS token_type, u.input_tokens - IFNULL(u.input_cached_tokens, 0) AS quantity),
+    STRUCT('cached input' AS token_type, u.input_cached_tokens AS quantity),
+    STRUCT('output' AS token_type, u.output_tokens AS quantity)
+  ]) AS t
   WHERE u.x_pipeline_id = @pipeline_id
     AND DATE(u.bucket_start) BETWEEN @date_from AND @date_to
-  GROUP BY usage_date, u.project_id, u.model
+  UNION ALL
+  -- The other endpoints: their one quantity, named as the line item names it.
+  SELECT
+    DATE(o.bucket_start) AS usage_date,
+    o.project_id,
+    o.model,
+    CASE o.quantity_field
+      WHEN 'input_tokens' THEN 'input'
+      ELSE o.quantity_field
+    END AS token_type,
+    CASE o.quantity_field
+      WHEN 'input_tokens' THEN 'Tokens'
+      WHEN 'images' THEN 'Images'
+      WHEN 'characters' THEN 'Characters'
+      WHEN 'seconds' THEN 'Seconds'
+    END AS unit,
+    o.quantity
+  FROM {other_usage} AS o
+  WHERE o.x_pipeline_id = @pipeline_id
+    AND DATE(o.bucket_start) BETWEEN @date_from AND @date_to
+),
+usage_totals AS (
+  -- One row per (day, project, model, type): the join below cannot fan a cost row out.
+  SELECT usage_date, project_id, model, token_type, ANY_VALUE(unit) AS unit, SUM(quantity) AS tokens
+  FROM usage
+  GROUP BY usage_date, project_id, model, token_type
 ),
 joined AS (
   SELECT
     c.*,
-    CASE c.token_type
-      WHEN 'input' THEN u.uncached_input
-      WHEN 'cached input' THEN u.cached_input
-      WHEN 'output' THEN u.output
-    END AS tokens
+    u.tokens,
+    u.unit
   FROM costs AS c
-  LEFT JOIN usage AS u
+  LEFT JOIN usage_totals AS u
     ON u.usage_date = DATE(c.bucket_start)
     AND u.project_id IS NOT DISTINCT FROM c.project_id
     AND u.model = c.model
+    AND u.token_type = c.token_type
 )
 SELECT
   j.amount AS BilledCost,
@@ -58,7 +90,7 @@ SELECT
   j.bucket_start AS ChargePeriodStart,
   j.bucket_end AS ChargePeriodEnd,
   CAST(j.tokens AS NUMERIC) AS ConsumedQuantity,
-  IF(j.tokens IS NULL, NULL, 'Tokens') AS ConsumedUnit,
+  IF(j.tokens IS NULL, NULL, j.unit) AS ConsumedUnit,
   j.amount AS ContractedCost,
   j.amount AS EffectiveCost,
   'OpenAI' AS InvoiceIssuerName,
@@ -70,7 +102,7 @@ SELECT
   j.currency AS PricingCurrency,
   j.amount AS PricingCurrencyEffectiveCost,
   CAST(j.tokens AS NUMERIC) AS PricingQuantity,
-  IF(j.tokens IS NULL, NULL, 'Tokens') AS PricingUnit,
+  IF(j.tokens IS NULL, NULL, j.unit) AS PricingUnit,
   'OpenAI' AS ProviderName,
   'OpenAI' AS PublisherName,
   'AI and Machine Learning' AS ServiceCategory,

@@ -1,4 +1,4 @@
-"""OpenAI reader: daily cost buckets and completions usage of a date range, as raw rows.
+"""OpenAI reader: daily cost buckets and every usage endpoint of a date range, as raw rows.
 
 Fields (https://platform.openai.com/docs/api-reference/usage/costs): bucket
 `start_time`/`end_time` (Unix seconds), results' `amount.value` (a JSON
@@ -6,7 +6,16 @@ number, read as Decimal) and `amount.currency` ("usd"), `project_id`,
 `line_item` (with group_by=project_id,line_item). Usage
 (https://platform.openai.com/docs/api-reference/usage/completions):
 `input_tokens`, `input_cached_tokens`, `output_tokens`, `num_model_requests`,
-`project_id`, `model` (with group_by=project_id,model).
+`project_id`, `model` (with group_by=project_id,model). The other usage
+endpoints, grouped the same way, each with `num_model_requests` and one
+quantity: embeddings `input_tokens`
+(https://platform.openai.com/docs/api-reference/usage/embeddings), moderations
+`input_tokens` (https://platform.openai.com/docs/api-reference/usage/moderations),
+images `images` (https://platform.openai.com/docs/api-reference/usage/images),
+audio_speeches `characters`
+(https://platform.openai.com/docs/api-reference/usage/audio_speeches),
+audio_transcriptions `seconds`
+(https://platform.openai.com/docs/api-reference/usage/audio_transcriptions).
 """
 
 from __future__ import annotations
@@ -19,6 +28,14 @@ from shared.sources.genai_reader import check_bucket, day_bounds, json_number, n
 
 COSTS_PATH = "/v1/organization/costs"
 USAGE_PATH = "/v1/organization/usage/completions"
+# Usage endpoints other than completions -> the one quantity each reports.
+OTHER_USAGE = {
+    "embeddings": "input_tokens",
+    "moderations": "input_tokens",
+    "images": "images",
+    "audio_speeches": "characters",
+    "audio_transcriptions": "seconds",
+}
 
 
 def _bucket_times(bucket: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
@@ -99,4 +116,29 @@ def read(
                     },
                 }
             )
-    return {"openai_costs_raw": costs, "openai_usage_raw": usage}
+    other = []
+    for endpoint, field in OTHER_USAGE.items():
+        for start, end, results in _buckets(
+            base_url,
+            f"/v1/organization/usage/{endpoint}",
+            admin_key,
+            {**base, "group_by": ["project_id", "model"]},
+            timeout,
+        ):
+            check_bucket(start, end, first, last)
+            for item in results:
+                other.append(
+                    {
+                        "bucket_start": start,
+                        "bucket_end": end,
+                        "endpoint": endpoint,
+                        "project_id": item.get("project_id"),
+                        "model": item.get("model"),
+                        "quantity_field": field,
+                        "quantity": token_count(item.get(field), f"{endpoint} {field}"),
+                        "num_model_requests": token_count(
+                            item.get("num_model_requests"), f"{endpoint} num_model_requests"
+                        ),
+                    }
+                )
+    return {"openai_costs_raw": costs, "openai_usage_raw": usage, "openai_usage_other_raw": other}
