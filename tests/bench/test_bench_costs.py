@@ -40,6 +40,7 @@ def fill_focus(platform: Platform, table: str, tenant_id: str, rows: int) -> Non
     )
 
 
+@pytest.mark.timeout(3600)  # 1M rows / 1,000 tenants outlast the suite's 300 s
 def test_bench_cost_api_on_a_tenant_with_1m_focus_rows(platform: Platform) -> None:
     rows = int(os.environ.get("BENCH_COST_ROWS", "1000000"))
     body = platform.onboarded()
@@ -64,6 +65,7 @@ def test_bench_cost_api_on_a_tenant_with_1m_focus_rows(platform: Platform) -> No
     measure("cost top movers 7d", 50, lambda: get("/top-movers?period=7d"))
 
 
+@pytest.mark.timeout(3600)  # 1M rows / 1,000 tenants outlast the suite's 300 s
 def test_bench_budgets_of_many_tenants_after_a_tick(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
