@@ -40,6 +40,7 @@ def fill_focus(platform: Platform, table: str, tenant_id: str, rows: int) -> Non
     )
 
 
+@pytest.mark.timeout(3600)  # 1M rows / 1,000 tenants outlast the suite's 300 s
 def test_bench_cost_api_on_a_tenant_with_1m_focus_rows(platform: Platform) -> None:
     rows = int(os.environ.get("BENCH_COST_ROWS", "1000000"))
     body = platform.onboarded()
@@ -64,6 +65,7 @@ def test_bench_cost_api_on_a_tenant_with_1m_focus_rows(platform: Platform) -> No
     measure("cost top movers 7d", 50, lambda: get("/top-movers?period=7d"))
 
 
+@pytest.mark.timeout(3600)  # 1M rows / 1,000 tenants outlast the suite's 300 s
 def test_bench_budgets_of_many_tenants_after_a_tick(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -77,29 +79,27 @@ def test_bench_budgets_of_many_tenants_after_a_tick(
     ids = [f"tbench{i:06d}" for i in range(tenants)]
     started = time.perf_counter()
     client = wh.client
+    focus_spec = platform.deps.catalog.tenant["focus_cost"]
     for tenant_id in ids:
         dataset = dataset_id_for(tenant_id, suffix)
         client.create_dataset(f"{wh.project}.{dataset}", exists_ok=True)
-        # A copy of the template's rows: the setup, not what is measured.
-        wh.execute(
-            f"CREATE TABLE {wh.table(dataset, 'focus_cost')} AS SELECT * FROM {template_table}"
-        )
-    budgets: list[dict[str, Any]] = [
-        {"b": f"bgt_bench_{t}_{j}", "t": t, "amount": str(10 + j * 20)}
-        for t in ids
-        for j in range(per_tenant)
-    ]
+        # A copy of the template's rows: the setup, not what is measured. The table comes
+        # from its schema file (partitioned and clustered like a tenant's); CREATE TABLE AS
+        # SELECT would not pass the GoogleSQL check.
+        wh.create_table(dataset, focus_spec)
+        wh.execute(f"INSERT INTO {wh.table(dataset, 'focus_cost')} SELECT * FROM {template_table}")
+    # Budget ids are global (an alert's dedupe key names the budget, not the tenant).
     wh.execute(
         f"INSERT INTO {wh.central('tenant_budgets')} (budget_id, tenant_id, name, scope_json, "
         "amount, currency, actual_thresholds, forecast_thresholds, created_at, updated_at) "
-        "SELECT CONCAT(@prefix, CAST(n AS STRING)), t, 'bench', "
+        "SELECT CONCAT(@prefix, t, '_', CAST(n AS STRING)), t, 'bench', "
         'IF(MOD(n, 2) = 0, \'{}\', \'{"service":["Compute"],"tag:team":["t1","t2"]}\'), '
         "CAST(10 + MOD(n, 10) * 20 AS NUMERIC), 'USD', [50, 80, 100], [100], @now, @now "
         "FROM UNNEST(@tenants) AS t, UNNEST(GENERATE_ARRAY(1, @per)) AS n",
         {"prefix": "bgt_bench_", "tenants": ids, "per": per_tenant, "now": NOW},
     )
     print(
-        f"BENCH budget setup: {tenants} tenants, {len(budgets)} budgets in "
+        f"BENCH budget setup: {tenants} tenants, {tenants * per_tenant} budgets in "
         f"{time.perf_counter() - started:.1f} s"
     )
     statements = 0
