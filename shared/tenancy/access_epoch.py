@@ -13,6 +13,7 @@ Decisions and figures: docs/team.md, docs/decisions.md ("Team").
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -76,11 +77,15 @@ def bump(deps: Deps, tenant_id: str) -> None:
         "VALUES (s.tenant_id, 1, @now, @now)"
     )
     params = {"t": tenant_id, "now": deps.clock()}
-    # The table first, every time (one tables.insert; a Conflict when it exists, and
-    # bumps are rare): BigQuery refuses a MERGE into a missing table, and bqemulator
-    # runs it as a silent no-op, which would leave the epoch MISSING after a revocation.
-    try:
-        warehouse.create_table(dataset, deps.catalog.tenant[TABLE])
-    except gexc.NotFound:
-        return  # the dataset is gone: every instance already reads MISSING
+    # The table first (one tables.list; bumps are rare): BigQuery refuses a MERGE
+    # into a missing table, and bqemulator runs it as a silent no-op, which would
+    # leave the epoch MISSING after a revocation. A tenant dataset always holds
+    # focus_cost, so no tables at all means the dataset is gone (offboarded): every
+    # instance already reads MISSING, and creating a table there would only fail.
+    present = warehouse.existing_tables(dataset)
+    if not present:
+        return
+    if TABLE not in present:
+        with contextlib.suppress(gexc.NotFound):
+            warehouse.create_table(dataset, deps.catalog.tenant[TABLE])
     warehouse.execute(statement, params, component="access_epoch", tenant_id=tenant_id)
