@@ -12,10 +12,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Runtime dependencies only (the same pins the functions deploy with); own layer
-# so a code change does not reinstall them.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# Runtime dependencies only (the functions' pins plus the source readers' Arrow);
+# own layer so a code change does not reinstall them.
+COPY requirements.txt requirements-runner.txt ./
+RUN pip install --no-cache-dir -r requirements-runner.txt
 
 # Only what the job imports: the library, the job, the table schemas.
 COPY shared/ shared/

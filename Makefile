@@ -7,7 +7,7 @@ PYTHON ?= $(shell .ci/python312)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 IS_312 := -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'
-STAMP := $(VENV)/.installed-py312-$(shell cat requirements.txt requirements-local.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-py312-$(shell cat requirements.txt requirements-runner.txt requirements-local.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 # focus-validator (the FOCUS conformance gate, ../shared/tools/focus_gate.py) gets
 # its own venv: it pins sqlglot<28 and numpy<2, the app sqlglot 30.11 (bqemulator's range).
@@ -26,7 +26,7 @@ NODE_STAMP := $(NODE_DIR)/node_modules/.installed-$(shell cat $(NODE_DIR)/packag
 # sys.path for every process of the venv (tests, the stack, runner subprocesses).
 ZETASQL_PROTOS := $(NODE_DIR)/node_modules/@fivetrandevelopers/zetasql/lib/zetasql/protos
 ZETASQL_STUBS := local/zetasql_pb
-ZETASQL_STAMP := $(ZETASQL_STUBS)/.generated-$(shell cat $(NODE_DIR)/package-lock.json requirements.txt requirements-local.txt | cksum | cut -d' ' -f1)
+ZETASQL_STAMP := $(ZETASQL_STUBS)/.generated-$(shell cat $(NODE_DIR)/package-lock.json requirements.txt requirements-runner.txt requirements-local.txt | cksum | cut -d' ' -f1)
 # Offline: no update checks, no guideline downloads, no HashiCorp checkpoint.
 OFFLINE := CHECKPOINT_DISABLE=1 CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE
 
@@ -34,7 +34,7 @@ OFFLINE := CHECKPOINT_DISABLE=1 CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPI
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-local.txt
+$(STAMP): requirements.txt requirements-runner.txt requirements-local.txt
 	$(PY) $(IS_312) 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-local.txt
