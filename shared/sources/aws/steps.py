@@ -41,8 +41,8 @@ from shared.sources.aws.reader import (
     periods_for,
 )
 from shared.sources.focus_checks import NOT_NULL, DqFailed
-from shared.sources.gcp.reader import run_query
 from shared.sources.identity import AccessProblem
+from shared.sources.run_inputs import active_config, active_credential_type, run_query
 from shared.tenancy.tenant_dataset import ensure_tenant_tables
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 from shared.vault.provider_configs import AwsExportSettings
@@ -77,41 +77,20 @@ def mapping_sql(export_type: str) -> str:
 
 
 def _config(ctx: StepContext) -> tuple[AwsExportSettings, str | None]:
-    config_id = ctx.run.provider_config_id
-    if not config_id:
-        raise StepError("provider_config_missing", "the run names no provider config")
-    warehouse = ctx.deps.warehouse
-    rows = run_query(
-        ctx,
-        f"SELECT settings_json, credential_id FROM {warehouse.central('tenant_provider_configs')} "
-        "WHERE tenant_id = @t AND config_id = @c AND status = 'ACTIVE' AND provider = 'AWS'",
-        {"t": ctx.run.tenant_id, "c": config_id},
-    ).rows
-    if not rows or not rows[0]["settings_json"]:
-        raise StepError("provider_config_missing", f"no active AWS provider config {config_id}")
-    settings = AwsExportSettings(**json.loads(rows[0]["settings_json"]))
-    return settings, rows[0]["credential_id"] or ctx.run.credential_id
+    row = active_config(ctx, "AWS", "settings_json, credential_id")
+    settings = AwsExportSettings(**json.loads(row["settings_json"]))
+    return settings, row["credential_id"] or ctx.run.credential_id
 
 
 def _access(ctx: StepContext, settings: AwsExportSettings, credential_id: str | None) -> Any:
     if not credential_id:
         raise StepError("credential_missing", "the AWS config names no credential")
-    warehouse = ctx.deps.warehouse
-    rows = run_query(
-        ctx,
-        f"SELECT credential_type FROM {warehouse.central('tenant_cloud_credentials')} "
-        "WHERE tenant_id = @t AND credential_id = @c AND status = 'ACTIVE' AND provider = 'AWS'",
-        {"t": ctx.run.tenant_id, "c": credential_id},
-    ).rows
-    if not rows:
-        raise StepError("credential_missing", f"no active AWS credential {credential_id}")
+    kind = active_credential_type(ctx, "AWS", credential_id)
     try:
         secret = decrypt_credential(ctx.deps, ctx.run.tenant_id, credential_id)
     except CredentialUnavailable as exc:
         raise StepError("credential_missing", f"no active credential {credential_id}") from exc
-    return aws_access(
-        ctx.deps, ctx.run.tenant_id, str(rows[0]["credential_type"]), secret, settings
-    )
+    return aws_access(ctx.deps, ctx.run.tenant_id, kind, secret, settings)
 
 
 def _params(ctx: StepContext, period: dt.date, credential_id: str | None) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.pipelines.context import DqResult, DqStatus, StepContext, StepResult
-from shared.sources.azure.reader import RAW_TABLE, TOTALS_TABLE, run_query
+from shared.sources.azure.reader import RAW_TABLE, TOTALS_TABLE
 from shared.sources.focus_checks import NOT_NULL, DqFailed
+from shared.sources.run_inputs import run_query
 
 FOCUS_TABLE = "focus_cost"
 MAPPING_FILE = Path(__file__).with_name("focuscost_to_focus.sql")

@@ -46,10 +46,11 @@ from typing import Any
 from google.cloud import bigquery
 
 from shared.pipelines.context import StepContext, StepError, StepResult
-from shared.pipelines.steps import QueryOutcome, step_job_config, step_query
+from shared.pipelines.steps import step_job_config
 from shared.platform.warehouse import Typed
 from shared.sources.azure.focuscost import ALL_COLUMNS, REQUIRED, VERSIONS
 from shared.sources.identity import AccessProblem
+from shared.sources.run_inputs import active_config, active_credential_type, run_query
 from shared.tenancy.tenant_dataset import ensure_tenant_tables
 
 log = logging.getLogger(__name__)
@@ -486,28 +487,13 @@ def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else ""
 
 
-def run_query(ctx: StepContext, sql: str, params: dict[str, Any]) -> QueryOutcome:
-    return step_query(ctx, sql, {k: v for k, v in params.items() if f"@{k}" in sql})
-
-
 def export_location(ctx: StepContext) -> tuple[Any, str | None]:
     """The run's ACTIVE Azure provider config: (AzureExportSettings, credential id)."""
     from shared.vault.provider_configs import AzureExportSettings
 
-    config_id = ctx.run.provider_config_id
-    if not config_id:
-        raise StepError("provider_config_missing", "the run names no provider config")
-    wh = ctx.deps.warehouse
-    rows = run_query(
-        ctx,
-        f"SELECT settings_json, credential_id FROM {wh.central('tenant_provider_configs')} "
-        "WHERE tenant_id = @t AND config_id = @c AND status = 'ACTIVE' AND provider = 'AZURE'",
-        {"t": ctx.run.tenant_id, "c": config_id},
-    ).rows
-    if not rows or not rows[0]["settings_json"]:
-        raise StepError("provider_config_missing", f"no active Azure provider config {config_id}")
-    settings = AzureExportSettings.model_validate(json.loads(rows[0]["settings_json"]))
-    return settings, rows[0]["credential_id"] or ctx.run.credential_id
+    row = active_config(ctx, "AZURE", "settings_json, credential_id")
+    settings = AzureExportSettings.model_validate(json.loads(row["settings_json"]))
+    return settings, row["credential_id"] or ctx.run.credential_id
 
 
 def _access(ctx: StepContext, location: Any, credential_id: str | None) -> Any:
@@ -516,22 +502,12 @@ def _access(ctx: StepContext, location: Any, credential_id: str | None) -> Any:
 
     if not credential_id:
         raise StepError("credential_missing", "the Azure config names no credential")
-    wh = ctx.deps.warehouse
-    rows = run_query(
-        ctx,
-        f"SELECT credential_type FROM {wh.central('tenant_cloud_credentials')} "
-        "WHERE tenant_id = @t AND credential_id = @c AND status = 'ACTIVE' AND provider = 'AZURE'",
-        {"t": ctx.run.tenant_id, "c": credential_id},
-    ).rows
-    if not rows:
-        raise StepError("credential_missing", f"no active Azure credential {credential_id}")
+    kind = active_credential_type(ctx, "AZURE", credential_id)
     try:
         secret = decrypt_credential(ctx.deps, ctx.run.tenant_id, credential_id)
     except CredentialUnavailable:
         raise StepError("credential_missing", f"no active credential {credential_id}") from None
-    return azure_access(
-        ctx.deps, ctx.run.tenant_id, str(rows[0]["credential_type"]), secret, location
-    )
+    return azure_access(ctx.deps, ctx.run.tenant_id, kind, secret, location)
 
 
 def run_range(ctx: StepContext) -> tuple[dt.date, dt.date]:

@@ -36,7 +36,8 @@ from shared.sources.focus_checks import (
     allowed_values_sql,
     null_check_sql,
 )
-from shared.sources.gcp.reader import provider_config, run_query
+from shared.sources.gcp.reader import provider_config
+from shared.sources.run_inputs import run_query
 
 MAPPING_FILE = Path(__file__).resolve().parent / "focus_1_2.sql"
 FOCUS_TABLE = "focus_cost"

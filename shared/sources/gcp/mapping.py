@@ -46,9 +46,9 @@ from shared.sources.gcp.reader import (
     RAW_TABLE,
     WINDOW,
     replace_window,
-    run_query,
     window_params,
 )
+from shared.sources.run_inputs import run_query
 
 __all__ = ["ALLOWED_VALUES", "NOT_NULL", "DqFailed", "check_gcp", "convert_gcp"]
 

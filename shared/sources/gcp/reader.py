@@ -79,10 +79,11 @@ from google.cloud import bigquery
 
 from shared.deps import Deps
 from shared.pipelines.context import StepContext, StepError, StepResult
-from shared.pipelines.steps import QueryOutcome, step_job_config, step_query
+from shared.pipelines.steps import step_job_config
 from shared.platform.identifiers import quote_table
 from shared.platform.sql_record import record_statement
 from shared.platform.warehouse import table_from_spec
+from shared.sources.run_inputs import active_config, active_credential_type, run_query
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 
 log = logging.getLogger(__name__)
@@ -255,12 +256,6 @@ def replace_window(
     )
 
 
-def run_query(ctx: StepContext, sql: str, params: dict[str, Any]) -> QueryOutcome:
-    """One job of this step: labels (tenant, run, step), the plan's byte cap, the stop
-    signal (`step_query`); binds only the parameters the SQL uses."""
-    return step_query(ctx, sql, {k: v for k, v in params.items() if f"@{k}" in sql})
-
-
 def _with_lineage(select_sql: str) -> str:
     return (
         "SELECT x.*, @tenant_id AS x_tenant_id, @pipeline_id AS x_pipeline_id, "
@@ -271,33 +266,12 @@ def _with_lineage(select_sql: str) -> str:
 
 def provider_config(ctx: StepContext) -> dict[str, Any]:
     """The run's ACTIVE GCP provider config of its tenant (raises StepError if there is none)."""
-    config_id = ctx.run.provider_config_id
-    if not config_id:
-        raise StepError("provider_config_missing", "the run names no provider config")
-    warehouse = ctx.deps.warehouse
-    rows = run_query(
+    return active_config(
         ctx,
-        "SELECT config_id, source_project_id, billing_export_dataset, billing_export_table, "
-        f"currency, credential_id FROM {warehouse.central('tenant_provider_configs')} "
-        "WHERE tenant_id = @t AND config_id = @c AND status = 'ACTIVE' AND provider = 'GCP'",
-        {"t": ctx.run.tenant_id, "c": config_id},
-    ).rows
-    if not rows:
-        raise StepError("provider_config_missing", f"no active GCP provider config {config_id}")
-    return rows[0]
-
-
-def _credential_type(ctx: StepContext, credential_id: str) -> str:
-    warehouse = ctx.deps.warehouse
-    rows = run_query(
-        ctx,
-        f"SELECT credential_type FROM {warehouse.central('tenant_cloud_credentials')} "
-        "WHERE tenant_id = @t AND credential_id = @c AND status = 'ACTIVE' AND provider = 'GCP'",
-        {"t": ctx.run.tenant_id, "c": credential_id},
-    ).rows
-    if not rows:
-        raise StepError("credential_missing", f"no active GCP credential {credential_id}")
-    return str(rows[0]["credential_type"])
+        "GCP",
+        "config_id, source_project_id, billing_export_dataset, billing_export_table, "
+        "currency, credential_id",
+    )
 
 
 def _params(ctx: StepContext, credential_id: str | None) -> dict[str, Any]:
@@ -326,7 +300,9 @@ def extract(ctx: StepContext) -> StepResult:
     )
     raw_table = deps.warehouse.table(run.dataset_id, RAW_TABLE)
     params = _params(ctx, credential_id)
-    kind = _credential_type(ctx, credential_id) if credential_id else "WORKLOAD_IDENTITY"
+    kind = "WORKLOAD_IDENTITY"
+    if credential_id:
+        kind = active_credential_type(ctx, "GCP", credential_id)
     try:
         if kind == "SERVICE_ACCOUNT" and credential_id is not None:
             changed = _extract_with_key(ctx, config, raw_table, params, credential_id)
