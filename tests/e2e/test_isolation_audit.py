@@ -15,16 +15,21 @@ from typing import Any
 
 import pytest
 
+from shared.tenancy.members import owner_member_id
 from tests.e2e.stack import RunningStack, call, call_json, start_stack
 
 # Bodies that pass validation, so the answer is about ownership, not shape.
 PIPELINE_CONFIG = {"name": "audit", "pipeline": "dryrun", "schedule_cron": "0 4 * * *"}
 PROVIDER_CONFIG = {"currency": "USD"}
+BUDGET = {"name": "audit", "amount": "100", "currency": "USD"}
 VALID_BODIES: dict[str, dict[str, Any]] = {
     "credentials.rotate_credential": {"credentials": {"api_key": "sk-" + "a" * 48}},
     "credentials.replace_provider_config": PROVIDER_CONFIG,
     "pipelines.replace_config": PIPELINE_CONFIG,
     "pipelines.patch_config": {"is_active": False},
+    "costs.replace_budget": BUDGET,
+    "costs.patch_budget": {"amount": "1"},
+    "members.change_role": {"role": "VIEWER"},
 }
 
 
@@ -75,6 +80,12 @@ def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
     )
     pipeline_config = created(stack, key_b, "/pipelines/configs", PIPELINE_CONFIG)
     run = created(stack, key_b, "/pipelines/runs", {"config_id": pipeline_config["config_id"]})
+    budget = created(stack, key_b, "/costs/budgets", BUDGET)
+    # An IP literal that is global: registration checks it without DNS and never calls it.
+    webhook = created(stack, key_b, "/notifications/webhooks", {"url": "https://8.8.8.8/audit"})
+    invitation = created(
+        stack, key_b, "/members/invitations", {"email": "viewer@audit.example", "role": "VIEWER"}
+    )
     yield Tenants(
         stack,
         a["api_key"],
@@ -86,6 +97,10 @@ def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
             "pipelines.config_id": pipeline_config["config_id"],
             "run_id": run["run_ids"][0],
             "key_id": b["api_key_id"],
+            "budget_id": budget["budget_id"],
+            "webhook_id": webhook["webhook_id"],
+            "invitation_id": invitation["invitation_id"],
+            "member_id": owner_member_id(b["tenant_id"]),
         },
     )
     assert stack.stop() == 0
@@ -150,6 +165,7 @@ def test_b_still_owns_everything_after_the_audit(tenants: Tenants) -> None:
         f"/credentials/provider-configs/{ids['credentials.config_id']}",
         f"/pipelines/configs/{ids['pipelines.config_id']}",
         f"/pipelines/runs/{ids['run_id']}",
+        f"/costs/budgets/{ids['budget_id']}",
     ):
         status, _, body = call("GET", stack.url + path, headers=key_b)
         assert status == 200, (path, body)
@@ -159,3 +175,9 @@ def test_b_still_owns_everything_after_the_audit(tenants: Tenants) -> None:
     assert config["is_active"] is True  # A's PATCH {"is_active": false} did not land
     status, _, listed = call("GET", f"{stack.url}/pipelines/configs", headers=key_b)
     assert ids["pipelines.config_id"] in str(listed)
+    status, _, hooks = call("GET", f"{stack.url}/notifications/webhooks", headers=key_b)
+    assert ids["webhook_id"] in str(hooks)  # A's DELETE did not land
+    status, _, team = call("GET", f"{stack.url}/members/", headers=key_b)
+    assert ids["invitation_id"] in str(team["invitations"]), team
+    roles = {m["member_id"]: m["role"] for m in team["members"]}
+    assert roles[ids["member_id"]] == "OWNER", team  # A's role change and removal did not land
