@@ -92,10 +92,12 @@ locals {
       timeout_seconds = 60
     }
     # Only Cloud Scheduler's service account (OIDC); the admin key keeps the local path.
+    # It is also the outbox sender (POST /notifications), the one process that
+    # talks to the SMTP relay, so it alone reads the relay's credentials.
     trigger = {
-      description     = "Scheduler tick: admit due pipelines, enqueue runs, reap stale runs."
+      description     = "Scheduler tick: admit due pipelines, enqueue runs, reap stale runs; send alerts."
       invokers        = ["serviceAccount:${local.service_account_emails["scheduler"]}"]
-      secrets         = ["ADMIN_API_KEY"]
+      secrets         = ["ADMIN_API_KEY", "SMTP_HOST", "SMTP_USERNAME", "SMTP_PASSWORD"]
       timeout_seconds = 300
     }
   }

@@ -3,7 +3,11 @@
 locals {
   # The secrets port's names (shared secrets module, PLATFORM_SECRETS). Secret ids
   # equal the env var names, so SECRETS_BACKEND=secret_manager would find them too.
-  platform_secrets = ["ADMIN_API_KEY", "API_KEY_PEPPER", "STRIPE_WEBHOOK_SECRET"]
+  # The SMTP relay (MAIL_SECRETS) too: a blank value (" ") means email is not set up.
+  platform_secrets = [
+    "ADMIN_API_KEY", "API_KEY_PEPPER", "STRIPE_WEBHOOK_SECRET",
+    "SMTP_HOST", "SMTP_USERNAME", "SMTP_PASSWORD",
+  ]
 
   secret_accessors = merge(
     { for pair in flatten([for name, f in local.functions : [for s in f.secrets : { sa = name, secret = s }]]) : "${pair.sa} ${pair.secret}" => pair },

@@ -69,6 +69,19 @@ variable "log_level" {
   }
 }
 
+variable "notify_cron" {
+  description = "Cloud Scheduler cron (5 fields, UTC) of the outbox sender pass (POST /notifications on the trigger): how soon an alert is delivered."
+  type        = string
+  default     = "*/2 * * * *"
+  validation {
+    condition = (
+      length(split(" ", var.notify_cron)) == 5 &&
+      alltrue([for field in split(" ", var.notify_cron) : can(regex("^[0-9*/,-]+$", field))])
+    )
+    error_message = "notify_cron must be a 5-field cron expression such as \"*/2 * * * *\", single spaces."
+  }
+}
+
 variable "notify_from" {
   description = "From address of alert emails (NOTIFY_FROM); the SMTP relay must accept it."
   type        = string

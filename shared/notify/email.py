@@ -25,16 +25,29 @@ class Relay:
     require_tls: bool
 
 
+def _configured(secrets: Secrets, name: str) -> str | None:
+    # Secret Manager refuses an empty payload, and Cloud Run refuses to start a
+    # revision whose mounted secret has no version: an operator without a relay
+    # stores a blank (" "), which means "not configured".
+    value = secrets.get(name)
+    return value if value and value.strip() else None
+
+
 def relay_from(secrets: Secrets, *, require_tls: bool) -> Relay | None:
-    """The configured relay, or None when email is not set up (SMTP_HOST unset)."""
-    address = secrets.get(SMTP_HOST)
-    if not address:
+    """The configured relay, or None when email is not set up (SMTP_HOST unset or blank)."""
+    address = _configured(secrets, SMTP_HOST)
+    if address is None:
         return None
+    address = address.strip()
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         host, port = address, "587"
     return Relay(
-        host, int(port), secrets.get(SMTP_USERNAME), secrets.get(SMTP_PASSWORD), require_tls
+        host,
+        int(port),
+        _configured(secrets, SMTP_USERNAME),
+        _configured(secrets, SMTP_PASSWORD),
+        require_tls,
     )
 
 

@@ -12,7 +12,7 @@ import hcl2
 import pytest
 from hcl2 import SerializationOptions
 
-from shared.platform.secrets import PLATFORM_SECRETS
+from shared.platform.secrets import MAIL_SECRETS, PLATFORM_SECRETS
 from shared.platform.settings import Settings
 from shared.vault import crypto as crypto_adapter
 
@@ -61,7 +61,8 @@ SECRETS_READ_BY = {
     "pipelines": {"API_KEY_PEPPER"},
     "quota": {"API_KEY_PEPPER"},
     "stripe_webhook": {"API_KEY_PEPPER", "STRIPE_WEBHOOK_SECRET"},
-    "trigger": {"ADMIN_API_KEY"},
+    # The trigger's POST /notifications is the only sender of email.
+    "trigger": {"ADMIN_API_KEY", "SMTP_HOST", "SMTP_USERNAME", "SMTP_PASSWORD"},
     "notifications": {"API_KEY_PEPPER"},
     "runner": set(),
     "members": {"API_KEY_PEPPER"},
@@ -365,6 +366,27 @@ def test_the_scheduler_calls_the_trigger_with_an_oidc_token_for_the_trigger_audi
     assert postcondition["condition"] == "${self.url == local.function_urls[each.key]}"
 
 
+def test_a_scheduler_job_calls_the_outbox_sender_so_alerts_are_delivered() -> None:
+    # Without it, alerts are recorded in production and never sent.
+    job = resource("google_cloud_scheduler_job", "notifications")
+    trigger_url = '${google_cloudfunctions2_function.function["trigger"].url}'
+    target = block(job, "http_target")
+    assert target["uri"] == trigger_url + "/notifications"
+    assert target["http_method"] == "POST"
+    oidc = block(target, "oidc_token")
+    # The trigger checks one audience (TRIGGER_AUDIENCE, its URL) on every route.
+    assert oidc["audience"] == trigger_url
+    assert oidc["service_account_email"] == sa_email("scheduler")
+    assert job["schedule"] == "${var.notify_cron}"
+    assert block(job, "retry_config")
+    from functions.trigger import routes
+
+    adapter = routes.map.bind("trigger.local")
+    assert routes.handlers[adapter.match("/notifications", method="POST")[0]].__name__ == (
+        "send_notifications"
+    )
+
+
 @pytest.mark.parametrize("cron", ["* * * * *", "*/5 * * * *", "0,30 1-5 * * 1"])
 def test_the_trigger_cron_validation_accepts_five_field_crons(cron: str) -> None:
     assert _cron_is_valid(cron)
@@ -517,8 +539,8 @@ def test_the_settings_each_environment_deploys_pass_the_codes_own_validation(env
 
 
 def test_every_platform_secret_is_mounted_exactly_where_the_code_reads_it() -> None:
-    assert set(local("platform_secrets")) == set(PLATFORM_SECRETS)
-    assert set().union(*SECRETS_READ_BY.values()) <= set(PLATFORM_SECRETS)
+    assert set(local("platform_secrets")) == set(PLATFORM_SECRETS) | set(MAIL_SECRETS)
+    assert set().union(*SECRETS_READ_BY.values()) <= set(PLATFORM_SECRETS) | set(MAIL_SECRETS)
     functions = local("functions")
     for name, function in functions.items():
         assert set(function["secrets"]) == SECRETS_READ_BY[name], name
