@@ -167,7 +167,9 @@ def _live_columns(deps: Deps, dataset: str, name: str) -> Columns | None:
         prefix = name[:-1]
         try:
             listed = list(
-                warehouse.client.list_tables(f"{warehouse.project}.{dataset}", timeout=30)
+                warehouse.client.list_tables(
+                    f"{warehouse.project}.{dataset}", timeout=30, retry=warehouse.api_retry
+                )
             )
         except gexc.NotFound:
             return None
@@ -176,7 +178,9 @@ def _live_columns(deps: Deps, dataset: str, name: str) -> Columns | None:
             return None
         name = max(matching, key=lambda t: t.created.timestamp() if t.created else 0.0).table_id
     try:
-        table = warehouse.client.get_table(f"{warehouse.project}.{dataset}.{name}", timeout=30)
+        table = warehouse.client.get_table(
+            f"{warehouse.project}.{dataset}.{name}", timeout=30, retry=warehouse.api_retry
+        )
     except gexc.NotFound:
         return None
     return columns_of(table.schema)

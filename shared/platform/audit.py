@@ -41,7 +41,9 @@ def record(
     }
     table = f"{warehouse.project}.{warehouse.settings.central_dataset}.tenant_audit_log"
     try:
-        errors = warehouse.client.insert_rows_json(table, [row], row_ids=[row["audit_id"]])
+        errors = warehouse.client.insert_rows_json(
+            table, [row], row_ids=[row["audit_id"]], retry=warehouse.api_retry
+        )
     except Exception:
         log.exception("audit write failed", extra={"action": action, "tenant_id": tenant_id})
         return

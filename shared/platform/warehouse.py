@@ -293,6 +293,17 @@ class Warehouse:
     def central(self, table: str) -> str:
         return self.table(self.settings.central_dataset, table)
 
+    @property
+    def api_retry(self) -> Retry:
+        """The retry every direct client call passes (`retry=warehouse.api_retry`).
+
+        The client's default retries connection errors for 600 s: a request
+        holding one would hang through an outage. Functions bound it by
+        BQ_UNREACHABLE_SECONDS (then the request answers 503 + Retry-After);
+        the runner job, unbounded, rides the outage out.
+        """
+        return api_retry(self.settings.bq_unreachable_seconds)
+
     def _run(
         self,
         sql: str,
@@ -315,7 +326,7 @@ class Warehouse:
             sql,
             job_config=config,
             wait_timeout=self.settings.bq_job_timeout_seconds,
-            retry=api_retry(self.settings.bq_unreachable_seconds),
+            retry=self.api_retry,
             job_retry=job_retry(),
         )
 
@@ -365,7 +376,9 @@ class Warehouse:
         With `timeout`, one attempt bounded by it (a health probe must answer
         fast when the warehouse is down, not retry for minutes).
         """
-        bounded: dict[str, Any] = {} if timeout is None else {"timeout": timeout, "retry": None}
+        bounded: dict[str, Any] = (
+            {"retry": self.api_retry} if timeout is None else {"timeout": timeout, "retry": None}
+        )
         try:
             tables = self.client.list_tables(f"{self.project}.{dataset}", **bounded)
             return {t.table_id for t in tables}
@@ -416,7 +429,7 @@ class Warehouse:
         dataset.description = description
         dataset.labels = labels
         try:
-            self.client.create_dataset(dataset, timeout=30)
+            self.client.create_dataset(dataset, timeout=30, retry=self.api_retry)
         except gexc.Conflict:
             return False
         return True
@@ -425,7 +438,10 @@ class Warehouse:
         """The dataset's labels, or None if it does not exist."""
         try:
             return dict(
-                self.client.get_dataset(f"{self.project}.{dataset_id}", timeout=30).labels or {}
+                self.client.get_dataset(
+                    f"{self.project}.{dataset_id}", timeout=30, retry=self.api_retry
+                ).labels
+                or {}
             )
         except gexc.NotFound:
             return None
@@ -433,7 +449,9 @@ class Warehouse:
     def create_table(self, dataset_id: str, spec: TableSpec) -> bool:
         """Creates a table from its schema file; False if it already exists."""
         try:
-            self.client.create_table(table_from_spec(self.project, dataset_id, spec), timeout=30)
+            self.client.create_table(
+                table_from_spec(self.project, dataset_id, spec), timeout=30, retry=self.api_retry
+            )
         except gexc.Conflict:
             return False
         return True

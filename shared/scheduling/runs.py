@@ -395,7 +395,9 @@ def beat(warehouse: Warehouse, run_id: str, tenant_id: str, now: dt.datetime) ->
     """A liveness beat, streamed: beats never contend with the DML on run rows."""
     table = f"{warehouse.project}.{warehouse.settings.central_dataset}.tenant_run_heartbeats"
     errors = warehouse.client.insert_rows_json(
-        table, [{"run_id": run_id, "tenant_id": tenant_id, "beat_at": now.isoformat()}]
+        table,
+        [{"run_id": run_id, "tenant_id": tenant_id, "beat_at": now.isoformat()}],
+        retry=warehouse.api_retry,
     )
     if errors:
         raise RuntimeError(f"heartbeat refused: {str(errors)[:200]}")

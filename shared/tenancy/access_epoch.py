@@ -46,7 +46,11 @@ def read(warehouse: Warehouse, tenant_id: str) -> str:
     try:
         rows = list(
             warehouse.client.list_rows(
-                table, selected_fields=table.schema, max_results=2, timeout=30
+                table,
+                selected_fields=table.schema,
+                max_results=2,
+                timeout=30,
+                retry=warehouse.api_retry,
             )
         )
     except gexc.NotFound:

@@ -131,7 +131,7 @@ def ensure_log_views(warehouse: Warehouse, tenant_id: str, dataset_id: str) -> l
         )
         view.description = f"{central_table} rows of tenant {tenant_id} (authorized view)."
         with contextlib.suppress(gexc.Conflict):
-            warehouse.client.create_table(view, timeout=30)
+            warehouse.client.create_table(view, timeout=30, retry=warehouse.api_retry)
         created.append(view_name)
     authorize_views(warehouse, dataset_id, list(LOG_VIEWS))
     return created
@@ -153,13 +153,17 @@ def _edit_central_access(
 
     def attempt() -> None:
         central = warehouse.client.get_dataset(
-            f"{warehouse.project}.{warehouse.settings.central_dataset}", timeout=30
+            f"{warehouse.project}.{warehouse.settings.central_dataset}",
+            timeout=30,
+            retry=warehouse.api_retry,
         )
         entries = list(central.access_entries)
         edited = edit(entries)
         if edited != entries:
             central.access_entries = edited
-            warehouse.client.update_dataset(central, ["access_entries"], timeout=30)
+            warehouse.client.update_dataset(
+                central, ["access_entries"], timeout=30, retry=warehouse.api_retry
+            )
 
     _ETAG_RETRY(attempt)()
 
@@ -200,25 +204,36 @@ def write_check(warehouse: Warehouse, dataset_id: str) -> str:
     table_id = f"{warehouse.project}.{dataset_id}._dryrun_{uuid.uuid4().hex[:8]}"
     table = bigquery.Table(table_id, schema=[bigquery.SchemaField("probe", "STRING")])
     try:
-        warehouse.client.create_table(table, timeout=30)
+        warehouse.client.create_table(table, timeout=30, retry=warehouse.api_retry)
         marker = uuid.uuid4().hex
         quoted = warehouse.table(dataset_id, table_id.rsplit(".", 1)[1])
         written = warehouse.execute(
             f"INSERT INTO {quoted} (probe) VALUES (@m)", {"m": marker}, component="dryrun"
         )
-        rows = [dict(row.items()) for row in warehouse.client.list_rows(table, timeout=30)]
+        rows = [
+            dict(row.items())
+            for row in warehouse.client.list_rows(table, timeout=30, retry=warehouse.api_retry)
+        ]
         return "SUCCESS" if written == 1 and rows == [{"probe": marker}] else "FAILED"
     finally:
-        warehouse.client.delete_table(table_id, not_found_ok=True, timeout=30)
+        warehouse.client.delete_table(
+            table_id, not_found_ok=True, timeout=30, retry=warehouse.api_retry
+        )
 
 
 def delete_dataset(warehouse: Warehouse, dataset_id: str) -> bool:
     """Deletes the dataset and everything in it; False if it was already gone."""
     try:
-        warehouse.client.get_dataset(f"{warehouse.project}.{dataset_id}", timeout=30)
+        warehouse.client.get_dataset(
+            f"{warehouse.project}.{dataset_id}", timeout=30, retry=warehouse.api_retry
+        )
     except gexc.NotFound:
         return False
     warehouse.client.delete_dataset(
-        f"{warehouse.project}.{dataset_id}", delete_contents=True, not_found_ok=True, timeout=60
+        f"{warehouse.project}.{dataset_id}",
+        delete_contents=True,
+        not_found_ok=True,
+        timeout=60,
+        retry=warehouse.api_retry,
     )
     return True
