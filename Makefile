@@ -88,11 +88,12 @@ bench: venv ## benchmarks print their figures; never part of `make test`
 	$(PY) -m pytest -s tests/bench
 
 # schemathesis over the whole local stack from its OpenAPI document (tests/e2e/test_fuzz.py);
-# `make test` runs the same file with FUZZ_EXAMPLES=3 per operation.
+# `make test` runs the same file with FUZZ_EXAMPLES=3 per operation within FUZZ_SECONDS=120.
 FUZZ_EXAMPLES ?= 60
+FUZZ_SECONDS ?= 900
 .PHONY: fuzz
 fuzz: venv node-deps zetasql-stubs ## longer fuzzing of every operation, plus the isolation audit
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -s $(PYTEST_ARGS) tests/e2e/test_fuzz.py tests/e2e/test_isolation_audit.py
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -s $(PYTEST_ARGS) tests/e2e/test_fuzz.py tests/e2e/test_isolation_audit.py
 
 infra-venv: $(INFRA_STAMP)
 
