@@ -63,8 +63,10 @@ SELECT
   IF(c.usage_row, c.line_item_unblended_rate, NULL),
   c.effective,                                                    -- effective_cost_S001
   -- bill_invoice_id is blank until the invoice is final: the provisional id is payer/month.
+  -- FORMAT_TIMESTAMP formats in UTC when no zone is given (BigQuery's default); naming
+  -- 'UTC' made the emulator format every row in Python, about 10x slower.
   IFNULL(NULLIF(c.bill_invoice_id, ''),
-    CONCAT(c.bill_payer_account_id, '/', FORMAT_TIMESTAMP('%Y%m', c.bill_billing_period_start_date, 'UTC'))),
+    CONCAT(c.bill_payer_account_id, '/', FORMAT_TIMESTAMP('%Y%m', c.bill_billing_period_start_date))),
   -- Amazon's own entities (Inc., EMEA SARL, India, ...) are the provider; a reseller keeps its name.
   IF(IFNULL(c.bill_invoicing_entity, 'Amazon Web Services') LIKE 'Amazon%'
     OR IFNULL(c.bill_invoicing_entity, '') LIKE 'AWS%', 'AWS', c.bill_invoicing_entity), -- invoice_issuer_S001

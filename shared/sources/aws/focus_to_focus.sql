@@ -119,7 +119,8 @@ SELECT
   r.CapacityReservationId,
   r.CapacityReservationStatus,
   r.CommitmentDiscountUnit,
-  IFNULL(r.InvoiceId, CONCAT(r.BillingAccountId, '/', FORMAT_TIMESTAMP('%Y%m', r.BillingPeriodStart, 'UTC'))),
+  -- No zone argument: UTC is the default, and naming it made the emulator format per row in Python.
+  IFNULL(r.InvoiceId, CONCAT(r.BillingAccountId, '/', FORMAT_TIMESTAMP('%Y%m', r.BillingPeriodStart))),
   IFNULL(r.PricingCurrency, r.BillingCurrency),
   IFNULL(r.ServiceSubcategory, CONCAT('Other (', IFNULL(r.ServiceCategory, 'Other'), ')')),
   r.SkuMeter,
