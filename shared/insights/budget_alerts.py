@@ -15,6 +15,7 @@ from typing import Any
 from google.api_core import exceptions as api_errors
 
 from shared.deps import Deps
+from shared.insights.cost_query import PLAN_CAPS
 from shared.insights.forecast import RUN_RATE_DAYS, days_left, forecast_sql, month_bounds
 from shared.notify import outbox
 from shared.platform.identifiers import TENANT_ID_RE
@@ -161,7 +162,8 @@ def evaluate_budgets(deps: Deps, tenant_ids: list[str], now: dt.datetime) -> int
     """Records every newly crossed threshold of the tenants' budgets; how many were recorded.
 
     One SELECT for which tenants have budgets, then one MERGE per
-    TENANTS_PER_STATEMENT of those: a constant number, however many budgets.
+    TENANTS_PER_STATEMENT of those: a constant number, however many budgets
+    (plus a plan lookup per tenant when its byte cap is not cached).
     """
     warehouse = deps.warehouse
     tenants = tenants_with_budgets(warehouse, tenant_ids)
@@ -192,6 +194,9 @@ def evaluate_budgets(deps: Deps, tenant_ids: list[str], now: dt.datetime) -> int
             now,
             component="budget_alerts",
             tenant_id=batch[0] if len(batch) == 1 else None,
+            # The statement scans each tenant's focus_cost, each within its
+            # plan's cap: the batch's cap is their sum.
+            maximum_bytes_billed=sum(PLAN_CAPS.cap(deps, t) for t in batch),
         )
     return recorded
 

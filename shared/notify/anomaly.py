@@ -96,9 +96,19 @@ WHERE history_days >= @min_history AND ABS(cost - median) >= @min_change
 
 
 def record_anomalies(
-    warehouse: Warehouse, tenant_id: str, dataset_id: str, day: dt.date, now: dt.datetime
+    warehouse: Warehouse,
+    tenant_id: str,
+    dataset_id: str,
+    day: dt.date,
+    now: dt.datetime,
+    *,
+    maximum_bytes_billed: int | None = None,
 ) -> int:
-    """One MERGE for all of a tenant's series on `day`; best effort after a run."""
+    """One MERGE for all of a tenant's series on `day`; best effort after a run.
+
+    The MERGE reads the tenant's focus_cost history: callers pass the plan's
+    byte cap (cost_query.PLAN_CAPS) so it is bounded like a cost API query.
+    """
     try:
         return outbox.record(
             warehouse,
@@ -113,6 +123,7 @@ def record_anomalies(
             now,
             component="notify_anomaly",
             tenant_id=tenant_id,
+            maximum_bytes_billed=maximum_bytes_billed,
         )
     except api_errors.GoogleAPIError:
         log.exception("anomaly alerts not recorded", extra={"tenant_id": tenant_id})

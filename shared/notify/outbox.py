@@ -57,13 +57,19 @@ def record(
     *,
     component: str,
     tenant_id: str | None = None,
+    maximum_bytes_billed: int | None = None,
 ) -> int:
-    """Runs one alert rule's MERGE; returns how many new messages it recorded."""
+    """Runs one alert rule's MERGE; returns how many new messages it recorded.
+
+    A rule that reads tenant cost data passes the plan's byte cap: its scan
+    grows with the tenant's data, like a cost API query.
+    """
     return warehouse.execute(
         merge_statement(warehouse.central("tenant_notification_outbox"), decisions_sql),
         {**params, "now": now},
         component=component,
         tenant_id=tenant_id,
+        maximum_bytes_billed=maximum_bytes_billed,
     )
 
 

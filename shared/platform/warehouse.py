@@ -350,9 +350,14 @@ class Warehouse:
         *,
         component: str = "platform",
         tenant_id: str | None = None,
+        maximum_bytes_billed: int | None = None,
     ) -> int:
-        """Runs DML and returns how many rows it changed (the basis of every claim)."""
-        rows = self._run(sql, params, component, tenant_id, None)
+        """Runs DML and returns how many rows it changed (the basis of every claim).
+
+        `maximum_bytes_billed` caps a statement that reads tenant cost data (the
+        alert MERGEs) at the plan's bytes, as the cost API's reads are.
+        """
+        rows = self._run(sql, params, component, tenant_id, maximum_bytes_billed)
         return int(rows.num_dml_affected_rows or 0)
 
     def reachable(self, seconds: float = 5.0) -> bool:
