@@ -162,7 +162,15 @@ def execute_run(
         from shared.tenancy.tenant_dataset import dataset_id_for
 
         dataset_id = dataset_id_for(context.tenant_id, current.settings.tenant_dataset_suffix)
-        record_anomalies(warehouse, context.tenant_id, dataset_id, row["run_date"], now)
+        # Bounded like the run's own statements: the MERGE reads focus_cost history.
+        record_anomalies(
+            warehouse,
+            context.tenant_id,
+            dataset_id,
+            row["run_date"],
+            now,
+            maximum_bytes_billed=context.max_bytes_billed,
+        )
         from shared.insights.budget_alerts import record_budget_alerts
 
         record_budget_alerts(current, context.tenant_id, now)
