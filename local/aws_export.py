@@ -285,7 +285,22 @@ def cur2_table(  # noqa: PLR0915 - one column per statement reads best here
         "resource_tags": pa.array(tags, pa.map_(pa.string(), pa.string())),
     }
     if net:
+        # Net = 5 % under gross wherever a gross amount is, so a mapping that reads a gross
+        # column where FOCUS wants the net one gives a different EffectiveCost.
         data["line_item_net_unblended_cost"] = pa.array(net_cost)
+        for gross, net_name in (
+            ("reservation_effective_cost", "reservation_net_effective_cost"),
+            (
+                "reservation_unused_amortized_upfront_fee_for_billing_period",
+                "reservation_net_unused_amortized_upfront_fee_for_billing_period",
+            ),
+            ("reservation_unused_recurring_fee", "reservation_net_unused_recurring_fee"),
+            (
+                "savings_plan_savings_plan_effective_cost",
+                "savings_plan_net_savings_plan_effective_cost",
+            ),
+        ):
+            data[net_name] = pa.array(np.round(data[gross].to_numpy() * 0.95, 10))
     order = [c for c in CUR2_STRINGS + CUR2_TIMES + CUR2_MONEY + CUR2_MAPS if c in data]
     return pa.table({c: data[c] for c in order})
 

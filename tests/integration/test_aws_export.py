@@ -14,6 +14,7 @@ import pytest
 from local.aws_export import export_table, write_export
 from local.cloud_access import CloudStandIns
 from shared.pipelines.context import StepError
+from shared.platform.warehouse import table_from_spec
 from shared.sources.aws import steps
 from tests.integration.aws_support import PREFIX, AwsTenant, make_aws_tenant
 from tests.integration.conftest import Platform
@@ -78,6 +79,10 @@ def test_cur2_mapping_follows_the_conversion_configs_with_their_fixes(
         "SELECT r.line_item_line_item_type AS t, f.ChargeCategory AS cat, f.ChargeClass AS cls, "
         "f.CommitmentDiscountId AS cid, f.EffectiveCost AS eff, f.BilledCost AS billed, "
         "r.line_item_net_unblended_cost AS net, r.savings_plan_savings_plan_effective_cost AS sp, "
+        "r.savings_plan_net_savings_plan_effective_cost AS sp_net, "
+        "r.reservation_effective_cost AS ri, r.reservation_net_effective_cost AS ri_net, "
+        "r.reservation_net_unused_amortized_upfront_fee_for_billing_period "
+        "+ r.reservation_net_unused_recurring_fee AS ri_unused_net, "
         "f.Tags AS tags, r.resource_tags AS raw_tags "
         "FROM {focus} AS f JOIN {raw} AS r "
         "ON f.x_source_file = CONCAT(r.x_manifest, '#', r.x_source_file) "
@@ -94,7 +99,17 @@ def test_cur2_mapping_follows_the_conversion_configs_with_their_fixes(
     assert all(
         str(r["cid"]).startswith("arn:aws:savingsplans") for r in by_type["SavingsPlanCoveredUsage"]
     )
-    assert all(r["eff"] == r["sp"] for r in by_type["SavingsPlanCoveredUsage"])
+    # EffectiveCost reads the net (after-discount) columns, which the generator puts 5 % under
+    # the gross ones: reading a gross column fails here.
+    assert by_type["SavingsPlanCoveredUsage"] and by_type["DiscountedUsage"] and by_type["RIFee"]
+    assert all(
+        r["eff"] == r["sp_net"] and r["sp_net"] < r["sp"]
+        for r in by_type["SavingsPlanCoveredUsage"]
+    )
+    assert all(
+        r["eff"] == r["ri_net"] and r["ri_net"] < r["ri"] for r in by_type["DiscountedUsage"]
+    )
+    assert all(r["eff"] == r["ri_unused_net"] for r in by_type["RIFee"])
     assert all(r["eff"] == 0 for r in by_type["SavingsPlanNegation"])
     assert all(r["billed"] == r["net"] for r in by_type["Usage"])
     tagged = [r for r in by_type["Usage"] if r["raw_tags"]]
@@ -268,3 +283,39 @@ def test_a_manifest_naming_a_file_outside_its_export_is_refused(
 
 
 _ = (gzip, io)
+
+
+def test_a_cur2_raw_table_made_before_the_net_columns_gets_them_and_lands(
+    platform: Platform, clouds: CloudStandIns
+) -> None:
+    from google.cloud import bigquery
+
+    tenant = make_aws_tenant(platform, clouds, "CUR2")
+    wh = platform.deps.warehouse
+    net = [
+        "reservation_net_effective_cost",
+        "reservation_net_unused_amortized_upfront_fee_for_billing_period",
+        "reservation_net_unused_recurring_fee",
+        "savings_plan_net_savings_plan_effective_cost",
+    ]
+    spec = platform.deps.catalog.tenant["aws_cur2_raw"]
+    old = bigquery.Table(
+        f"{wh.project}.{tenant.tenant_id}.aws_cur2_raw",
+        schema=[f for f in table_from_spec(wh.project, tenant.tenant_id, spec).schema
+                if f.name not in net],
+    )  # fmt: skip
+    wh.client.create_table(old)
+    write_export(
+        tenant.s3, tenant.bucket, PREFIX, tenant.export_name, "CUR2", PERIOD, rows=200, seed=5
+    )
+    run(tenant)
+    have = [f.name for f in wh.client.get_table(old.reference).schema]
+    assert have[-len(net) :] == net
+    catalog = platform.deps.catalog
+    assert steps.add_appended_columns(wh, catalog, tenant.tenant_id, "aws_cur2_raw") == []
+    run(tenant)
+    landed = tenant.query(
+        "SELECT COUNT(reservation_net_effective_cost) AS ri, "
+        "COUNT(savings_plan_net_savings_plan_effective_cost) AS sp FROM {raw}"
+    )[0]
+    assert landed["ri"] > 0 and landed["sp"] > 0

@@ -1,4 +1,4 @@
-"""FOCUS conformance of AWS output: CUR 2.0 and FOCUS 1.2 exports, converted, through the gate.
+"""FOCUS conformance of AWS output: CUR 2.0, FOCUS 1.2 and 1.0 exports, converted, through the gate.
 
 The gate is the official focus-validator wrapped by ../shared/tools/focus_gate.py
 (run as in test_focus_conformance.py): any failed rule outside its allowlist fails.
@@ -32,7 +32,7 @@ def settings_overrides(clouds: CloudStandIns) -> dict[str, object]:
 
 
 @pytest.mark.timeout(900)  # the validator's own venv may need building first
-@pytest.mark.parametrize("export_type", ["CUR2", "FOCUS_1_2_AWS"])
+@pytest.mark.parametrize("export_type", ["CUR2", "FOCUS_1_2_AWS", "FOCUS_1_0_AWS"])
 def test_aws_output_passes_the_focus_gate(
     platform: Platform, clouds: CloudStandIns, tmp_path: Path, export_type: str
 ) -> None:

@@ -49,6 +49,9 @@ CUR2 = ExportColumns(
         "reservation_unused_amortized_upfront_fee_for_billing_period",
         "reservation_unused_recurring_fee", "savings_plan_savings_plan_effective_cost",
         "savings_plan_total_commitment_to_date", "savings_plan_used_commitment",
+        "reservation_net_effective_cost",
+        "reservation_net_unused_amortized_upfront_fee_for_billing_period",
+        "reservation_net_unused_recurring_fee", "savings_plan_net_savings_plan_effective_cost",
     ),
     maps=("resource_tags",),
 )  # fmt: skip

@@ -147,14 +147,22 @@ FROM (
         'SavingsPlanNegation', 'BundledDiscount', 'Discount', 'PrivateRateDiscount', 'EdpDiscount') THEN 'Usage'
       ELSE 'Adjustment'
     END AS category,
+    -- EffectiveCost is amortized and net of negotiated discounts: each term reads the net_*
+    -- column and falls back to the gross one when it is NULL (an account without a discount
+    -- has no net_* columns in its export; the reader lands them as NULL). As the FinOps
+    -- Foundation's CUR 2.0 -> FOCUS conversion and the CUR 2.0 data dictionary
+    -- (https://docs.aws.amazon.com/cur/latest/userguide/table-dictionary-cur2.html) describe.
+    -- The unused Savings Plan commitment has no net column: it stays total - used.
     CASE r.line_item_line_item_type
-      WHEN 'SavingsPlanCoveredUsage' THEN r.savings_plan_savings_plan_effective_cost
+      WHEN 'SavingsPlanCoveredUsage' THEN
+        IFNULL(r.savings_plan_net_savings_plan_effective_cost, r.savings_plan_savings_plan_effective_cost)
       WHEN 'SavingsPlanRecurringFee' THEN r.savings_plan_total_commitment_to_date - r.savings_plan_used_commitment
       WHEN 'SavingsPlanNegation' THEN 0
       WHEN 'SavingsPlanUpfrontFee' THEN 0
-      WHEN 'DiscountedUsage' THEN r.reservation_effective_cost
-      WHEN 'RIFee' THEN IFNULL(r.reservation_unused_amortized_upfront_fee_for_billing_period, 0)
-        + IFNULL(r.reservation_unused_recurring_fee, 0)
+      WHEN 'DiscountedUsage' THEN IFNULL(r.reservation_net_effective_cost, r.reservation_effective_cost)
+      WHEN 'RIFee' THEN IFNULL(IFNULL(r.reservation_net_unused_amortized_upfront_fee_for_billing_period,
+          r.reservation_unused_amortized_upfront_fee_for_billing_period), 0)
+        + IFNULL(IFNULL(r.reservation_net_unused_recurring_fee, r.reservation_unused_recurring_fee), 0)
       -- FOCUS 1.2: a Purchase's EffectiveCost is 0 (EffectiveCost-C-005-C).
       WHEN 'Fee' THEN 0
       ELSE IFNULL(r.line_item_net_unblended_cost, r.line_item_unblended_cost)
