@@ -31,6 +31,14 @@ ALLOWED: tuple[Allowed, ...] = (
         "test_dq checks that an expectation on a missing table fails alone, not the step",
     ),
     Allowed(
+        # BigQuery documents this DDL (data-definition-language#alter_table_add_column_statement,
+        # https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language).
+        ".aws_cur2_raw` ADD COLUMN IF NOT EXISTS `",
+        "shared/sources/aws/steps.py",
+        "DDL BigQuery accepts; the analyzer admits only query and DML kinds because the same "
+        "options vet tenant SQL, where DDL must stay refused (sql_analyzer.STATEMENT_KINDS)",
+    ),
+    Allowed(
         "WHERE `NoSuchColumn` = @p0",
         "shared/pipelines/steps/dq.py",
         "test_dq checks that an expectation on a missing column fails alone, not the step",
