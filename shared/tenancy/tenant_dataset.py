@@ -16,7 +16,7 @@ from shared.platform.bootstrap import BootstrapReport, ensure_tables
 from shared.platform.errors import conflict
 from shared.platform.identifiers import TENANT_ID_RE
 from shared.platform.schemas import SchemaCatalog
-from shared.platform.warehouse import Warehouse
+from shared.platform.warehouse import Warehouse, table_from_spec
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -87,6 +87,39 @@ def ensure_tenant_tables(
         for name in wanted
         if name not in present and warehouse.create_table(dataset_id, catalog.tenant[name])
     ]
+
+
+def add_appended_columns(
+    warehouse: Warehouse, catalog: SchemaCatalog, dataset_id: str, name: str
+) -> list[str]:
+    """Adds the schema file's columns a table made before they were appended; the names added.
+
+    A source whose insert names columns appended to its schema file after tenants had the
+    table (AWS's net_* columns of aws_cur2_raw) calls this first: NULLABLE and appended
+    only, which BigQuery allows in place. Idempotent: a table that has them all is left
+    alone (one tables.get).
+    """
+    table = warehouse.client.get_table(
+        f"{warehouse.project}.{dataset_id}.{name}", retry=warehouse.api_retry
+    )
+    have = {f.name for f in table.schema}
+    wanted = table_from_spec(warehouse.project, dataset_id, catalog.tenant[name]).schema
+    missing = [f for f in wanted if f.name not in have and f.mode == "NULLABLE"]
+    if not missing:
+        return []
+    # tables.update adds them on BigQuery (metadata and data). The emulator's update only
+    # changes the metadata, so ALTER TABLE ADD COLUMN IF NOT EXISTS follows: a no-op on
+    # BigQuery, where the columns now exist; one statement a column, as the emulator applies
+    # only the first clause of a multi-clause ALTER.
+    table.schema = [*table.schema, *missing]
+    warehouse.client.update_table(table, ["schema"], retry=warehouse.api_retry)
+    table_sql = warehouse.table(dataset_id, name)
+    for column in missing:
+        warehouse.execute(
+            f"ALTER TABLE {table_sql} ADD COLUMN IF NOT EXISTS `{column.name}` {column.field_type}",
+            tenant_id=dataset_id,
+        )
+    return [f.name for f in missing]
 
 
 def provision(

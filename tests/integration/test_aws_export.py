@@ -16,6 +16,7 @@ from local.cloud_access import CloudStandIns
 from shared.pipelines.context import StepError
 from shared.platform.warehouse import table_from_spec
 from shared.sources.aws import steps
+from shared.tenancy.tenant_dataset import add_appended_columns
 from tests.integration.aws_support import PREFIX, AwsTenant, make_aws_tenant
 from tests.integration.conftest import Platform
 
@@ -312,7 +313,7 @@ def test_a_cur2_raw_table_made_before_the_net_columns_gets_them_and_lands(
     have = [f.name for f in wh.client.get_table(old.reference).schema]
     assert have[-len(net) :] == net
     catalog = platform.deps.catalog
-    assert steps.add_appended_columns(wh, catalog, tenant.tenant_id, "aws_cur2_raw") == []
+    assert add_appended_columns(wh, catalog, tenant.tenant_id, "aws_cur2_raw") == []
     run(tenant)
     landed = tenant.query(
         "SELECT COUNT(reservation_net_effective_cost) AS ri, "

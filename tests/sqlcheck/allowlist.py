@@ -34,7 +34,7 @@ ALLOWED: tuple[Allowed, ...] = (
         # BigQuery documents this DDL (data-definition-language#alter_table_add_column_statement,
         # https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language).
         ".aws_cur2_raw` ADD COLUMN IF NOT EXISTS `",
-        "shared/sources/aws/steps.py",
+        "shared/tenancy/tenant_dataset.py",
         "DDL BigQuery accepts; the analyzer admits only query and DML kinds because the same "
         "options vet tenant SQL, where DDL must stay refused (sql_analyzer.STATEMENT_KINDS)",
     ),

@@ -30,8 +30,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
 from shared.pipelines.context import DqResult, DqStatus, StepContext, StepError, StepResult
-from shared.platform.schemas import SchemaCatalog
-from shared.platform.warehouse import Typed, Warehouse, table_from_spec
+from shared.platform.warehouse import Typed
 from shared.sources.aws.access import AwsExportAccess, aws_access
 from shared.sources.aws.columns import BILLED, RAW_TABLES
 from shared.sources.aws.reader import (
@@ -44,7 +43,7 @@ from shared.sources.aws.reader import (
 from shared.sources.focus_checks import NOT_NULL, DqFailed
 from shared.sources.identity import AccessProblem
 from shared.sources.run_inputs import active_config, active_credential_type, run_query
-from shared.tenancy.tenant_dataset import ensure_tenant_tables
+from shared.tenancy.tenant_dataset import add_appended_columns, ensure_tenant_tables
 from shared.vault.credentials import CredentialUnavailable, decrypt_credential
 from shared.vault.provider_configs import AwsExportSettings
 
@@ -145,38 +144,6 @@ def _insert_sql(raw_table: str, staging: str, fields: list[bigquery.SchemaField]
 
 def _billed_expr(export_type: str, alias: str) -> str:
     return "COALESCE(" + ", ".join(f"{alias}.{c}" for c in BILLED[export_type]) + ")"
-
-
-def add_appended_columns(
-    warehouse: Warehouse, catalog: SchemaCatalog, dataset_id: str, name: str
-) -> list[str]:
-    """Adds the schema file's columns a table made before they were appended; the names added.
-
-    The net_* columns were appended to aws_cur2_raw after tenants had the table: the insert
-    names them, so an older table gets them here (NULLABLE, appended only, which BigQuery
-    allows in place). Idempotent: a table that has them all is left alone (one tables.get).
-    """
-    table = warehouse.client.get_table(
-        f"{warehouse.project}.{dataset_id}.{name}", retry=warehouse.api_retry
-    )
-    have = {f.name for f in table.schema}
-    wanted = table_from_spec(warehouse.project, dataset_id, catalog.tenant[name]).schema
-    missing = [f for f in wanted if f.name not in have and f.mode == "NULLABLE"]
-    if not missing:
-        return []
-    # tables.update adds them on BigQuery (metadata and data). The emulator's update only
-    # changes the metadata, so ALTER TABLE ADD COLUMN IF NOT EXISTS follows: a no-op on
-    # BigQuery, where the columns now exist; one statement a column, as the emulator applies
-    # only the first clause of a multi-clause ALTER.
-    table.schema = [*table.schema, *missing]
-    warehouse.client.update_table(table, ["schema"], retry=warehouse.api_retry)
-    table_sql = warehouse.table(dataset_id, name)
-    for field in missing:
-        warehouse.execute(
-            f"ALTER TABLE {table_sql} ADD COLUMN IF NOT EXISTS `{field.name}` {field.field_type}",
-            tenant_id=dataset_id,
-        )
-    return [f.name for f in missing]
 
 
 def land(ctx: StepContext) -> StepResult:
