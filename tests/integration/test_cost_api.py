@@ -187,4 +187,20 @@ def test_top_movers_compare_against_the_previous_period_of_the_same_length(
     assert (top["value"], top["currency"]) == ("Compute Engine", "USD")
     assert decimal.Decimal(top["change"]) == decimal.Decimal("-971.5")
     assert decimal.Decimal(top["previous_effective_cost"]) == decimal.Decimal("1000")
+    accounts = {
+        (m["value"], m["currency"]): m for m in body["movers"] if m["dimension"] == "sub_account"
+    }
+    assert set(accounts) == {("proj-a", "USD"), ("proj-b", "USD"), ("sub-1", "EUR")}
+    assert decimal.Decimal(accounts[("proj-a", "USD")]["change"]) == decimal.Decimal("-971.5")
+    assert accounts[("proj-a", "USD")]["change_percent"] == "-97.2"
+    assert decimal.Decimal(accounts[("sub-1", "EUR")]["current_effective_cost"]) == 7.25
+    assert accounts[("sub-1", "EUR")]["change_percent"] is None
+    assert [m["dimension"] for m in body["movers"]] == ["service"] * 3 + ["sub_account"] * 3
+    assert [m["value"] for m in body["movers"][:3]] == [
+        "Compute Engine",
+        "Virtual Machines",
+        "Cloud Storage",
+    ]
+    limited = get(platform, tenant["api_key"], "/top-movers?period=2d&to=2026-03-02&limit=1")
+    assert [m["value"] for m in limited.get_json()["movers"]] == ["Compute Engine", "proj-a"]
     assert get(platform, tenant["api_key"], "/top-movers?period=year").status_code == 422
