@@ -62,6 +62,11 @@ def test_bench_cost_api_on_a_tenant_with_1m_focus_rows(platform: Platform) -> No
         50,
         lambda: get("/summary?from=2026-02-19&to=2026-03-20&group_by=service"),
     )
+    measure(
+        "cost summary 30d by tag:team",
+        50,
+        lambda: get("/summary?from=2026-02-19&to=2026-03-20&group_by=tag:team"),
+    )
     measure("cost top movers 7d", 50, lambda: get("/top-movers?period=7d"))
 
 

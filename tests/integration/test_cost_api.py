@@ -135,6 +135,33 @@ def test_group_by_two_dimensions_and_a_tag_filter(
     ] == [decimal.Decimal("0.000000001")]
 
 
+def test_tag_groups_and_filters_combine_with_plain_filters(
+    platform: Platform, tenant: dict[str, Any]
+) -> None:
+    response = get(
+        platform,
+        tenant["api_key"],
+        "/summary?from=2026-03-01&to=2026-03-31&group_by=tag:team"
+        "&service=Compute%20Engine,Cloud%20Storage&tag:team=core,ops",
+    )
+    assert response.status_code == 200, response.get_json()
+    groups = response.get_json()["groups"]
+    assert [(g["key"], g["currency"]) for g in groups] == [({"tag:team": "core"}, "USD")]
+    assert decimal.Decimal(groups[0]["billed_cost"]) == decimal.Decimal("30.123456789")
+    untagged = get(
+        platform, tenant["api_key"], "/summary?from=2026-03-01&to=2026-03-31&group_by=tag:team"
+    ).get_json()["groups"]
+    # Rows without the tag are a group of their own (key null), never dropped;
+    # groups come by currency, the largest BilledCost first.
+    assert [
+        (g["key"]["tag:team"], g["currency"], decimal.Decimal(g["billed_cost"])) for g in untagged
+    ] == [
+        (None, "EUR", decimal.Decimal("7.25")),
+        ("core", "USD", decimal.Decimal("30.123456789")),
+        ("data", "USD", decimal.Decimal("0.000000001")),
+    ]
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
