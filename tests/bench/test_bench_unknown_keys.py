@@ -17,15 +17,12 @@ import string
 import time
 from typing import Any
 
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from shared.deps import Deps, use_deps
-from shared.platform.settings import Settings
 from shared.tenancy import api_keys
 from shared.tenancy.api_keys import AuthCache
-from tests.integration.conftest import Platform
+from tests.integration.conftest import Platform, emulator_deps
 
 REQUESTS = 10_000
 
@@ -53,18 +50,9 @@ class JobCounter(bigquery.Client):
 
 
 def counting_deps(platform: Platform) -> Deps:
-    def factory(settings: Settings) -> bigquery.Client:
-        return JobCounter(
-            project=settings.gcp_project,
-            credentials=AnonymousCredentials(),
-            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
-        )
-
-    return Deps(
-        settings=platform.deps.settings,
-        secrets=platform.deps.secrets,
-        client_factory=factory,
-        _crypto=platform.deps.crypto,
+    return emulator_deps(
+        platform,
+        JobCounter,
         _auth_cache=AuthCache(platform.deps.settings.auth_cache_ttl_seconds),
     )
 

@@ -12,10 +12,13 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
 
 from shared.deps import Deps, use_deps
 from shared.platform.bootstrap import bootstrap_central
-from shared.platform.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT, Settings
 from tests.conftest import ADMIN_KEY
 
 MAIN = str(REPO_ROOT / "main.py")
@@ -23,6 +26,25 @@ MAIN = str(REPO_ROOT / "main.py")
 
 def new_tenant_id() -> str:
     return "t" + uuid.uuid4().hex[:12]
+
+
+def emulator_deps(platform: Platform, client_class: type[bigquery.Client], **changes: Any) -> Deps:
+    """The platform's Deps whose BigQuery clients are `client_class` (a subclass that
+    records or injects faults) on the emulator; `changes` replace other fields."""
+
+    def factory(settings: Settings) -> bigquery.Client:
+        return client_class(
+            project=settings.gcp_project,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
+        )
+
+    return Deps(
+        settings=platform.deps.settings,
+        secrets=platform.deps.secrets,
+        client_factory=factory,
+        **{"_crypto": platform.deps.crypto, **changes},
+    )
 
 
 def onboarding_payload(tenant_id: str, **changes: Any) -> dict[str, Any]:

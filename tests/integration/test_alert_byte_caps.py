@@ -3,51 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
-
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import bigquery
 
 from shared.deps import Deps
 from shared.insights.budget_alerts import evaluate_budgets
 from shared.notify.anomaly import record_anomalies
-from shared.platform.settings import Settings
 from shared.tenancy.plans import PLANS
-from tests.integration.conftest import Platform
+from tests.integration.conftest import Platform, emulator_deps
 from tests.integration.insights_support import seed_focus
+from tests.integration.test_api_keys import RecordingClient
 
 NOW = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
 
 
-class CapRecordingClient(bigquery.Client):
-    """The real client, keeping each statement's (component, maximum_bytes_billed)."""
-
-    caps: ClassVar[list[tuple[str, int | None]]] = []
-
-    def query_and_wait(self, *args: Any, **kwargs: Any) -> Any:
-        config = kwargs.get("job_config")
-        if config is not None:
-            component = (config.labels or {}).get("component", "")
-            CapRecordingClient.caps.append((component, config.maximum_bytes_billed))
-        return super().query_and_wait(*args, **kwargs)
-
-
 def recording(platform: Platform) -> Deps:
-    def factory(settings: Settings) -> bigquery.Client:
-        return CapRecordingClient(
-            project=settings.gcp_project,
-            credentials=AnonymousCredentials(),
-            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
-        )
-
-    return Deps(
-        settings=platform.deps.settings,
-        secrets=platform.deps.secrets,
-        client_factory=factory,
-        clock=lambda: NOW,
-        _crypto=platform.deps.crypto,
-    )
+    return emulator_deps(platform, RecordingClient, clock=lambda: NOW)
 
 
 def plan_cap(platform: Platform, tenant_id: str) -> int:
@@ -73,12 +42,12 @@ def test_budget_alert_merge_carries_the_plans_byte_cap(platform: Platform) -> No
         "costs", "POST", "/budgets", key, json={"name": "all", "amount": "100"}
     )
     assert created.status_code == 201, created.get_json()
-    CapRecordingClient.caps.clear()
+    RecordingClient.caps.clear()
 
     # 90 of 100: the 50 and 80 % thresholds (and the forecast's 100 %) are crossed.
     assert evaluate_budgets(recording(platform), [tenant_id], NOW) >= 2
 
-    merges = [cap for component, cap in CapRecordingClient.caps if component == "budget_alerts"]
+    merges = [cap for component, cap in RecordingClient.caps if component == "budget_alerts"]
     # The tenants-with-budgets SELECT reads only central tables; the MERGE is capped.
     assert merges[-1] == plan_cap(platform, tenant_id)
     assert merges[-1] is not None
@@ -87,7 +56,7 @@ def test_budget_alert_merge_carries_the_plans_byte_cap(platform: Platform) -> No
 def test_anomaly_merge_carries_the_byte_cap_it_is_given(platform: Platform) -> None:
     body = platform.onboarded()
     deps = recording(platform)
-    CapRecordingClient.caps.clear()
+    RecordingClient.caps.clear()
 
     record_anomalies(
         deps.warehouse,
@@ -98,4 +67,4 @@ def test_anomaly_merge_carries_the_byte_cap_it_is_given(platform: Platform) -> N
         maximum_bytes_billed=12345678,
     )
 
-    assert ("notify_anomaly", 12345678) in CapRecordingClient.caps
+    assert ("notify_anomaly", 12345678) in RecordingClient.caps

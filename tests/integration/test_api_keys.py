@@ -5,17 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from shared.deps import Deps, use_deps
 from shared.platform.secrets import API_KEY_PEPPER, require
-from shared.platform.settings import Settings
 from shared.tenancy import api_keys
 from shared.tenancy.api_keys import AuthCache
 from tests.conftest import ADMIN_KEY
-from tests.integration.conftest import Platform, new_tenant_id, onboarding_payload
+from tests.integration.conftest import (
+    Platform,
+    emulator_deps,
+    new_tenant_id,
+    onboarding_payload,
+)
 
 
 class CountingClient(bigquery.Client):
@@ -32,14 +34,6 @@ class CountingClient(bigquery.Client):
         return super().query_and_wait(*args, **kwargs)
 
 
-def counting_client(settings: Settings) -> bigquery.Client:
-    return CountingClient(
-        project=settings.gcp_project,
-        credentials=AnonymousCredentials(),
-        client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
-    )
-
-
 class FakeMonotonic:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -50,16 +44,13 @@ class FakeMonotonic:
 
 def other_process(platform: Platform, clock: FakeMonotonic | None = None) -> Deps:
     """Another function instance: same warehouse, its own auth cache."""
-    deps = Deps(
-        settings=platform.deps.settings,
-        secrets=platform.deps.secrets,
-        client_factory=counting_client,
-        _crypto=platform.deps.crypto,
+    return emulator_deps(
+        platform,
+        CountingClient,
         _auth_cache=AuthCache(
             platform.deps.settings.auth_cache_ttl_seconds, clock or FakeMonotonic()
         ),
     )
-    return deps
 
 
 def quota_status(platform: Platform, key: str, path: str = "/") -> int:
@@ -233,19 +224,10 @@ class RecordingClient(CountingClient):
 
 
 def recording_process(platform: Platform, wall: WallClock | None = None) -> Deps:
-    def factory(settings: Settings) -> bigquery.Client:
-        return RecordingClient(
-            project=settings.gcp_project,
-            credentials=AnonymousCredentials(),
-            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
-        )
-
-    return Deps(
-        settings=platform.deps.settings,
-        secrets=platform.deps.secrets,
-        client_factory=factory,
+    return emulator_deps(
+        platform,
+        RecordingClient,
         clock=wall or (lambda: dt.datetime.now(dt.UTC)),
-        _crypto=platform.deps.crypto,
         _auth_cache=AuthCache(platform.deps.settings.auth_cache_ttl_seconds, FakeMonotonic()),
     )
 

@@ -8,16 +8,18 @@ from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from shared.deps import Deps, use_deps
-from shared.platform.settings import Settings
 from shared.tenancy import tenant_dataset
 from shared.tenancy.api_keys import KEY_RE
 from shared.tenancy.onboarding import ONBOARDING_LEASE
-from tests.integration.conftest import Platform, new_tenant_id, onboarding_payload
+from tests.integration.conftest import (
+    Platform,
+    emulator_deps,
+    new_tenant_id,
+    onboarding_payload,
+)
 
 
 def central_rows(deps: Deps, table: str, tenant_id: str) -> list[dict[str, Any]]:
@@ -258,20 +260,7 @@ class FailingOnce(bigquery.Client):
 
 
 def test_a_failure_half_way_leaves_nothing_that_blocks_the_retry(platform: Platform) -> None:
-    def failing_client(settings: Settings) -> bigquery.Client:
-        return FailingOnce(
-            project=settings.gcp_project,
-            credentials=AnonymousCredentials(),
-            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
-        )
-
-    flaky = Deps(
-        settings=platform.deps.settings,
-        secrets=platform.deps.secrets,
-        client_factory=failing_client,
-        _crypto=platform.deps.crypto,
-    )
-    use_deps(flaky)
+    use_deps(emulator_deps(platform, FailingOnce))
     FailingOnce.failed = False
     payload = onboarding_payload(new_tenant_id())
 
@@ -344,23 +333,9 @@ class Stalling(bigquery.Client):
 
 
 def _stalling(platform: Platform, *, crash: bool) -> None:
-    def client(settings: Settings) -> bigquery.Client:
-        return Stalling(
-            project=settings.gcp_project,
-            credentials=AnonymousCredentials(),
-            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
-        )
-
     Stalling.entered, Stalling.release = threading.Event(), threading.Event()
     Stalling.crash, Stalling.used = crash, False
-    use_deps(
-        Deps(
-            settings=platform.deps.settings,
-            secrets=platform.deps.secrets,
-            client_factory=client,
-            _crypto=platform.deps.crypto,
-        )
-    )
+    use_deps(emulator_deps(platform, Stalling))
 
 
 def test_a_duplicate_while_the_first_is_in_flight_is_409_with_retry_after(

@@ -12,17 +12,13 @@ from typing import Any
 
 import pytest
 import stripe
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import bigquery
 
-from shared.deps import Deps, use_deps
+from shared.deps import use_deps
 from shared.platform.secrets import STRIPE_WEBHOOK_SECRET
-from shared.platform.settings import Settings
 from shared.tenancy import lifecycle
 from shared.tenancy.plans import PLANS
 from tests.conftest import TEST_SECRETS
-from tests.integration.conftest import Platform, new_tenant_id
+from tests.integration.conftest import Platform, emulator_deps, new_tenant_id
 from tests.integration.test_onboarding import FailingOnce, central_rows
 
 PROFESSIONAL = "convergence_professional_monthly"
@@ -220,21 +216,7 @@ def test_a_replayed_event_is_acknowledged_and_changes_nothing(platform: Platform
 def fail_once_from_now_on(platform: Platform) -> None:
     """The functions now use a client whose next qualifying job fails once (FailingOnce)."""
 
-    def failing_client(settings: Settings) -> bigquery.Client:
-        return FailingOnce(
-            project=settings.gcp_project,
-            credentials=AnonymousCredentials(),
-            client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_host),
-        )
-
-    use_deps(
-        Deps(
-            settings=platform.deps.settings,
-            secrets=platform.deps.secrets,
-            client_factory=failing_client,
-            _crypto=platform.deps.crypto,
-        )
-    )
+    use_deps(emulator_deps(platform, FailingOnce))
     FailingOnce.failed = False
 
 
