@@ -616,6 +616,7 @@ def seed_local_export(
     rows: int = 200,
     seed: int = 1,
     days: tuple[dt.date, dt.date] | None = None,
+    fmt: str = "parquet",
 ) -> LocalAwsExport:
     """Writes one delivery of `period` (data files, then manifest) into a fresh bucket.
 
@@ -629,7 +630,7 @@ def seed_local_export(
     s3 = moto_admin_client(data_dir, "s3")
     s3.create_bucket(Bucket=bucket)
     delivered = write_export(
-        s3, bucket, LOCAL_PREFIX, export_name, export_type, period, seed=seed, table=table
+        s3, bucket, LOCAL_PREFIX, export_name, export_type, period, seed=seed, fmt=fmt, table=table
     )
     return LocalAwsExport(bucket, export_name, export_type, period, delivered, table)
 
