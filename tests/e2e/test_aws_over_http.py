@@ -5,7 +5,8 @@ identity), an AWS provider config, an aws_cost_export pipeline, one ranged run; 
 GET /costs/summary for the billing period returns exactly the source's own billed total
 (recomputed here from the generated file's cost column, not taken from the pipeline)
 and focus_cost holds one row per line item. A manifest naming a missing data file fails
-the run with the file named, no response is a 5xx, and the period keeps its earlier rows.
+the run with the file named, no response is a 5xx, and the period keeps its earlier rows
+(the summary, focus_cost and the raw copy all unchanged).
 """
 
 from __future__ import annotations
@@ -172,8 +173,8 @@ def period_summary(stack: RunningStack, key: str) -> dict[str | None, Decimal]:
     return {t["currency"]: Decimal(t["billed_cost"]) for t in summary["totals"]}
 
 
-def focus_rows(stack: RunningStack, dataset_id: str) -> tuple[int, int]:
-    """(rows, distinct source files) of the tenant's AWS rows in focus_cost."""
+def counted(stack: RunningStack, dataset_id: str, table: str) -> tuple[int, int]:
+    """(rows, distinct source files) of a tenant table, read from the emulator."""
     endpoints = stack.endpoints()
     client = bigquery.Client(
         project=endpoints["project"],
@@ -182,7 +183,7 @@ def focus_rows(stack: RunningStack, dataset_id: str) -> tuple[int, int]:
     )
     [row] = client.query(
         "SELECT COUNT(*) AS n, COUNT(DISTINCT x_source_file) AS files "
-        f"FROM `{endpoints['project']}.{dataset_id}.focus_cost` WHERE ProviderName = 'AWS'"
+        f"FROM `{endpoints['project']}.{dataset_id}.{table}`"
     ).result()
     return int(row["n"]), int(row["files"])
 
@@ -222,7 +223,7 @@ def test_an_aws_export_run_over_http_reconciles_exactly_in_the_cost_summary(
     expected = source_billed_total(export.table, export_type)
     assert expected != 0 and export.table.num_rows == 400
     assert period_summary(stack, key) == {"USD": expected}
-    assert focus_rows(stack, tenant["dataset_id"]) == (
+    assert counted(stack, tenant["dataset_id"], "focus_cost") == (
         export.table.num_rows,
         len(export.delivered.data_keys),
     )
@@ -241,7 +242,8 @@ def test_a_manifest_naming_a_missing_file_fails_the_run_and_keeps_the_period(
     first = run_once(stack, key, config_id)
     assert first["state"] == "SUCCEEDED", (first, stack.output()[-3000:])
     before = period_summary(stack, key)
-    rows_before = focus_rows(stack, tenant["dataset_id"])
+    rows_before = [counted(stack, tenant["dataset_id"], t) for t in ("focus_cost", "aws_cur2_raw")]
+    assert rows_before[0] == rows_before[1] == (120, len(export.delivered.data_keys))
     assert before == {"USD": source_billed_total(export.table, "CUR2")}
     # AWS delivers the period again; one of the files its manifest names never arrives.
     s3 = moto_admin_client(stack.data_dir, "s3")
@@ -258,4 +260,7 @@ def test_a_manifest_naming_a_missing_file_fails_the_run_and_keeps_the_period(
     assert land["status"] == "FAILED" and land["error_code"] == "source_file_missing", land
     assert gone in (land.get("error_message") or land.get("message") or ""), land
     assert period_summary(stack, key) == before
-    assert focus_rows(stack, tenant["dataset_id"]) == rows_before
+    # Neither the FOCUS rows nor the raw copy they come from lost the period.
+    assert [counted(stack, tenant["dataset_id"], t) for t in ("focus_cost", "aws_cur2_raw")] == (
+        rows_before
+    )
