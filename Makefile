@@ -69,7 +69,7 @@ $(FOCUS_STAMP): | $(STAMP)
 run: venv node-deps zetasql-stubs ## start the embedded local stack in the foreground
 	$(PY) -m local.stack
 
-demo: venv ## GCP billing export -> FOCUS over the local stack (starts one unless running)
+demo: venv ## GCP, Azure, AWS, GenAI costs -> FOCUS over the local stack (starts one unless running)
 	$(PY) -m local.demo
 
 test: venv node-deps zetasql-stubs focus-venv infra-check ## the whole suite: infra checks, unit, the GoogleSQL check (ZetaSQL), integration (emulator) and e2e (whole stack)

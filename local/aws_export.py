@@ -547,3 +547,197 @@ def write_export(  # noqa: PLR0917 - the export's S3 address, then what to write
     return Delivered(
         manifest_key, keys, table.num_rows, billed_total(table, export_type), table.column_names
     )
+
+
+# The local stack's export layout (its moto: `<data dir>/clouds/moto`).
+LOCAL_PREFIX = "exports"
+LOCAL_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class LocalAwsExport:
+    """An export seeded into the local stack's moto: where it is, and exactly what was written."""
+
+    bucket: str
+    export_name: str
+    export_type: str
+    period: str
+    delivered: Delivered
+    table: pa.Table
+
+    def settings(self) -> dict[str, str]:
+        """The provider config's `aws` block that names this export."""
+        return {
+            "bucket": self.bucket,
+            "prefix": LOCAL_PREFIX,
+            "export_name": self.export_name,
+            "export_type": self.export_type,
+            "region": LOCAL_REGION,
+        }
+
+
+def moto_admin_client(data_dir: Any, service: str) -> Any:
+    """A boto3 client of the stack's moto as its bootstrap admin (`moto-admin.json`)."""
+    from pathlib import Path
+
+    import boto3
+
+    data_dir = Path(data_dir)
+    keys = json.loads((data_dir / "clouds" / "moto" / "moto-admin.json").read_text())
+    url = json.loads((data_dir / "endpoints.json").read_text())["moto_url"]
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=LOCAL_REGION,
+        aws_access_key_id=keys["access_key_id"],
+        aws_secret_access_key=keys["secret_access_key"],
+    )
+
+
+def _within(table: pa.Table, export_type: str, first: dt.date, last: dt.date) -> pa.Table:
+    """The rows whose usage starts on first..last (a short demo reads better than a month)."""
+    import pyarrow.compute as pc
+
+    column = "line_item_usage_start_date" if export_type == "CUR2" else "ChargePeriodStart"
+    start = pa.scalar(dt.datetime.combine(first, dt.time(), dt.UTC), pa.timestamp("us", "UTC"))
+    end = pa.scalar(
+        dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC),
+        pa.timestamp("us", "UTC"),
+    )
+    keep = pc.and_(pc.greater_equal(table[column], start), pc.less(table[column], end))
+    return table.filter(keep)
+
+
+def seed_local_export(
+    data_dir: Any,
+    export_type: str,
+    period: str,
+    *,
+    rows: int = 200,
+    seed: int = 1,
+    days: tuple[dt.date, dt.date] | None = None,
+    fmt: str = "parquet",
+) -> LocalAwsExport:
+    """Writes one delivery of `period` (data files, then manifest) into a fresh bucket.
+
+    `days` keeps only the line items that start on those days (inclusive).
+    """
+    table = export_table(export_type, period, rows, seed)
+    if days is not None:
+        table = _within(table, export_type, *days)
+    bucket = f"acme-cur-{uuid.uuid4().hex[:12]}"
+    export_name = "cost-" + export_type.lower().replace("_", "-")
+    s3 = moto_admin_client(data_dir, "s3")
+    s3.create_bucket(Bucket=bucket)
+    delivered = write_export(
+        s3, bucket, LOCAL_PREFIX, export_name, export_type, period, seed=seed, fmt=fmt, table=table
+    )
+    return LocalAwsExport(bucket, export_name, export_type, period, delivered, table)
+
+
+def trusting_role(data_dir: Any, trust: dict[str, Any], bucket: str) -> str:
+    """The customer's IAM role in the stack's moto: trusts the platform's Google identity for
+    one tenant (`GET /credentials/platform-identity`) and nothing else, and may read `bucket`."""
+    iam = moto_admin_client(data_dir, "iam")
+    name = f"convergence-reader-{uuid.uuid4().hex[:8]}"
+    assume = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": trust["aws"]["federated_principal"]},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": trust["aws"]["conditions"]},
+            }
+        ],
+    }
+    read = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+            {
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/{LOCAL_PREFIX}/*",
+            },
+        ],
+    }
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(assume))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="read-export", PolicyDocument=json.dumps(read))
+    return str(arn)
+
+
+def demo_run(stack: Any, key: dict[str, str], days: int = 3, rows: int = 3000) -> None:
+    """`make demo`'s AWS part: seed a CUR 2.0 export, an IAM_ROLE credential (a role trusting
+    the platform's identity: no secret changes hands), an AWS provider config, an
+    aws_cost_export pipeline, one run over the export's dates; exits the demo with the run's
+    error unless it SUCCEEDED (a failed run is never shown as success)."""
+    import os
+    from pathlib import Path
+
+    from local import demo
+    from shared.platform.settings import REPO_ROOT
+
+    data_dir = Path(stack.data_dir or os.environ.get("LOCAL_DATA_DIR", REPO_ROOT / ".local"))
+    # The days before today, within one billing period (a run owns its date's month).
+    last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    first = max(last - dt.timedelta(days=days - 1), last.replace(day=1))
+    export = seed_local_export(
+        data_dir, "CUR2", f"{last:%Y-%m}", rows=rows, seed=5, days=(first, last)
+    )
+    demo.say(
+        f"seeded an AWS CUR 2.0 export: {export.delivered.rows} line items in "
+        f"s3://{export.bucket}/{LOCAL_PREFIX}/{export.export_name}"
+    )
+    status, trust = demo.http("GET", f"{stack.gateway}/credentials/platform-identity", None, key)
+    demo.expect(status, trust, 200, "reading the platform identity")
+    role_arn = trusting_role(data_dir, trust, export.bucket)
+    status, credential = demo.http(
+        "POST",
+        f"{stack.gateway}/credentials/",
+        {
+            "provider": "AWS",
+            "credential_type": "IAM_ROLE",
+            "credential_name": "aws export reader",
+            "credentials": {"role_arn": role_arn, "external_id": trust["external_id"]},
+        },
+        key,
+    )
+    demo.expect(status, credential, 201, "adding the AWS credential")
+    status, provider = demo.http(
+        "POST",
+        f"{stack.gateway}/credentials/provider-configs",
+        {
+            "provider": "AWS",
+            "currency": "USD",
+            "credential_id": credential["credential_id"],
+            "aws": export.settings(),
+        },
+        key,
+    )
+    demo.expect(status, provider, 201, "adding the AWS provider config")
+    demo.say(f"aws: role {role_arn}, provider config {provider['config_id']}")
+    status, config = demo.http(
+        "POST",
+        f"{stack.gateway}/pipelines/configs",
+        {
+            "name": "daily AWS costs",
+            "pipeline": "aws_cost_export",
+            "provider_config_id": provider["config_id"],
+            "schedule_cron": "0 6 * * *",
+            "timezone": "UTC",
+        },
+        key,
+    )
+    demo.expect(status, config, 201, "scheduling aws_cost_export")
+    status, started = demo.http(
+        "POST",
+        f"{stack.gateway}/pipelines/runs",
+        {"config_id": config["config_id"], "date_from": str(first), "date_to": str(last)},
+        key,
+    )
+    demo.expect(status, started, 202, "starting the AWS run")
+    run = demo.wait_for_run(stack, key, config["config_id"])
+    demo.show_run(run)
+    if run["state"] != "SUCCEEDED":
+        raise SystemExit(f"[demo] the AWS run {run['state']}: {run.get('error_message') or ''}")

@@ -1,4 +1,4 @@
-"""`make demo`: a GCP billing export becomes FOCUS cost data, end to end, over HTTP.
+"""`make demo`: Google Cloud, Azure, AWS and GenAI costs become one FOCUS table, over HTTP.
 
 Uses the running local stack (`.local/endpoints.json`, or LOCAL_DATA_DIR) when
 its gateway answers, otherwise starts one on free ports in a throwaway data dir
@@ -17,8 +17,18 @@ and stops it at the end. Then, like a customer and the platform would:
    its admin key and the day, so a key made for this tenant seeds its org), and
    runs `openai_costs` and `anthropic_costs` for the same day on demand
    (`POST /pipelines/runs`);
-6. prints the cost table by provider, service and day from `focus_cost`: the
-   GenAI rows beside the cloud's.
+6. Azure (`local.azure_export.demo_run`): seeds a FocusCost 1.0r2 export into the
+   stack's Azurite, adds a SAS_TOKEN credential, an AZURE provider config and an
+   `azure_cost_export` pipeline, and runs it once over the export's dates
+   (`date_from`/`date_to`);
+7. AWS (`local.aws_export.demo_run`): seeds a CUR 2.0 export (the last few days
+   of the current billing period) into the stack's moto S3, creates the
+   customer's IAM role trusting the platform's identity
+   (`GET /credentials/platform-identity`), adds an IAM_ROLE credential, an AWS
+   provider config and an `aws_cost_export` pipeline, and runs it once over
+   those days;
+8. prints the cost table by provider, service and day from `focus_cost`: AWS,
+   Azure, Google Cloud, OpenAI and Anthropic rows in one table.
 
 Exit code 0 only if every run SUCCEEDED and FOCUS rows exist for every
 provider: a failed run is shown with its step errors, never reported as success.
@@ -42,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local import azure_export
+from local import aws_export, azure_export
 from local.emulator import free_port
 from shared.platform.settings import REPO_ROOT
 
@@ -301,8 +311,10 @@ def demo(stack: Stack) -> int:
             say(f"the {provider} run {genai_run['state']}: {genai_run.get('error_code')}")
             return 1
     azure_export.demo_run(stack, key)
+    aws_export.demo_run(stack, key)
     rows = summary(stack, tenant["dataset_id"])
-    missing = {"Google Cloud", "Microsoft", "OpenAI", "Anthropic"} - {r["provider"] for r in rows}
+    providers = {"Google Cloud", "Microsoft", "AWS", "OpenAI", "Anthropic"}
+    missing = providers - {r["provider"] for r in rows}
     if missing:
         say(f"the runs succeeded but focus_cost has no rows for {sorted(missing)}")
         return 1
