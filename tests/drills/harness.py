@@ -18,10 +18,9 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from local.emulator import free_port
 from shared.platform.settings import REPO_ROOT
 from shared.scheduling.dispatch import LocalTask, LocalTaskQueue
-from tests.e2e.stack import RunningStack, call, call_json
+from tests.e2e.stack import RunningStack, call, call_json, start_stack
 
 
 @dataclass
@@ -193,41 +192,7 @@ def start_stack_group(
 ) -> RunningStack:
     """`python -m local.stack` as the leader of its own process group, as a shell's `make run`
     is: a drill can kill -9 the whole group (the stack, its dispatcher's runners) at once."""
-    port = free_port()
-    full_env = {
-        **{k: v for k, v in os.environ.items() if k not in ("ADMIN_API_KEY",)},
-        "LOCAL_DATA_DIR": str(data_dir),
-        "PORT": str(port),
-        "BQ_EMULATOR_PORT": str(free_port()),
-        "BQ_EMULATOR_GRPC_PORT": str(free_port()),
-        **(env or {}),
-    }
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / f"stack-{port}.log"
-    with open(log_path, "w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local.stack"],
-            cwd=REPO_ROOT,
-            env=full_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-    stack = RunningStack(process, data_dir, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"stack exited early:\n{stack.output()}")
-        endpoints = data_dir / "endpoints.json"
-        if (
-            endpoints.exists()
-            and json.loads(endpoints.read_text() or "{}").get("pid") == process.pid
-        ):
-            return stack
-        time.sleep(0.2)
-    stack.stop()
-    raise RuntimeError(f"stack not ready in {timeout}s:\n{stack.output()}")
+    return start_stack(data_dir, env, timeout, new_session=True)
 
 
 def kill_group(stack: RunningStack, timeout: float = 60) -> list[int]:

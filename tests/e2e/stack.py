@@ -47,8 +47,17 @@ class RunningStack:
 
 
 def start_stack(
-    data_dir: Path, env: dict[str, str] | None = None, timeout: float = 90
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 90,
+    *,
+    new_session: bool = False,
 ) -> RunningStack:
+    """`python -m local.stack` on free ports in `data_dir`, returned once it is ready.
+
+    `new_session` makes it the leader of its own process group, as a shell's
+    `make run` is, so a drill can kill -9 the whole group at once.
+    """
     port = free_port()
     full_env = {
         **{k: v for k, v in os.environ.items() if k not in ("ADMIN_API_KEY",)},
@@ -68,6 +77,7 @@ def start_stack(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=new_session,
         )
     stack = RunningStack(process, data_dir, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + timeout
