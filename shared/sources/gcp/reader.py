@@ -48,6 +48,9 @@ string that round-trips, i.e. the decimal the exporter wrote (0.1, not
 0.1000000000000000055...), and PARSE_NUMERIC keeps it exactly, rounding half
 away from zero at NUMERIC's 9 decimal places. (A plain CAST(x AS NUMERIC) is
 exact on BigQuery too, but silently rounds to 3 decimals on the emulator.)
+The statement computes that value in two exact parts where the text is a
+plain decimal (`_numeric`), because the emulator's DuckDB parses long decimal
+texts slowly; the value is the same.
 
 Credentials:
 - WORKLOAD_IDENTITY: the platform's own identity reads the source, so the copy
@@ -147,9 +150,49 @@ def partition_column(table: bigquery.Table) -> str | None:
     return EXPORT_TIME_COLUMN if partitioning.field == EXPORT_TIME_COLUMN else None
 
 
-def _num(expr: str) -> str:
-    """FLOAT64 money to exact NUMERIC (see the module docstring)."""
-    return f"PARSE_NUMERIC(CAST({expr} AS STRING))"
+# The FLOAT64 money fields of the export, by path, and the name of their decimal
+# text in the inner SELECT of `source_select_sql` (each cast to STRING once there;
+# credits.amount, an array's field, is cast where its ARRAY is built).
+MONEY_TEXT: tuple[tuple[str, str], ...] = (
+    ("s.cost", "cost_text"),
+    ("s.cost_at_list", "cost_at_list_text"),
+    ("s.usage.amount", "usage_amount_text"),
+    ("s.usage.amount_in_pricing_units", "usage_amount_in_pricing_units_text"),
+    ("s.price.effective_price", "price_effective_price_text"),
+    ("s.price.tier_start_amount", "price_tier_start_amount_text"),
+    ("s.price.pricing_unit_quantity", "price_pricing_unit_quantity_text"),
+)
+# The shape of a decimal text the fast branch of `_numeric` takes: no exponent,
+# a point, at most 18 integer digits (so the integer part fits INT64).
+PLAIN_DECIMAL = r"^-?[0-9]{1,18}[.][0-9]+$"
+
+
+def _numeric(text: str) -> str:
+    """FLOAT64 money, given as its decimal text CAST(x AS STRING), to exact NUMERIC.
+
+    The value is PARSE_NUMERIC(text) (see the module docstring), computed in two
+    parts when the text is a plain decimal: its integer digits as INT64 plus its
+    sign and first ten fraction digits as PARSE_NUMERIC('0.ddddddddd d'). That sum
+    is exactly PARSE_NUMERIC(text): the integer part is exact, and rounding half
+    away from zero to 9 places depends on the 10th fraction digit only (>= 5 rounds
+    up, whatever follows). Other texts (exponent forms such as 1e+16 or 2e-06)
+    take PARSE_NUMERIC(text) itself. The split is for the emulator: DuckDB parses a
+    DECIMAL(38, 9) from text about 1 us per integer digit and per digit past the
+    9th decimal, which made these casts most of the extract's time
+    (docs/sources/gcp.md, "Money").
+    """
+    point = f"STRPOS({text}, '.')"
+    return (
+        f"IF(REGEXP_CONTAINS({text}, r'{PLAIN_DECIMAL}'), "
+        f"CAST(SUBSTR({text}, 1, {point} - 1) AS INT64) + PARSE_NUMERIC(CONCAT("
+        f"IF(STARTS_WITH({text}, '-'), '-0.', '0.'), SUBSTR({text}, {point} + 1, 10))), "
+        f"PARSE_NUMERIC({text}))"
+    )
+
+
+def _num(path: str) -> str:
+    """The exact NUMERIC of a FLOAT64 money field, from its text column of the inner SELECT."""
+    return _numeric(f"s.{dict(MONEY_TEXT)[path]}")
 
 
 # The export columns the raw table keeps, as converting SELECT expressions over
@@ -179,7 +222,7 @@ EXPORT_SELECT: tuple[tuple[str, str], ...] = (
     ),
     (
         "credits",
-        f"ARRAY(SELECT AS STRUCT c.name AS name, {_num('c.amount')} AS amount, "
+        f"ARRAY(SELECT AS STRUCT c.name AS name, {_numeric('CAST(c.amount AS STRING)')} AS amount, "
         "c.full_name AS full_name, c.id AS id, c.type AS type FROM UNNEST(s.credits) AS c)",
     ),
     ("invoice", "s.invoice"),
@@ -211,13 +254,19 @@ def source_select_sql(source_table: str, partition: str | None = INGESTION_TIME)
     """The converting SELECT over the export, limited to the run's slice (no lineage), reading
     only the slice's partitions when the table is partitioned by export time (`partition`)."""
     columns = ",\n  ".join(f"{expr} AS `{name}`" for name, expr in EXPORT_SELECT)
+    texts = ",\n    ".join(f"CAST({path} AS STRING) AS `{name}`" for path, name in MONEY_TEXT)
     where = [
         WINDOW.format(start="s.usage_start_time", export="s.export_time"),
         SLICE.format(export="s.export_time"),
     ]
     if partition is not None:
         where.insert(0, PARTITIONS.format(partition=f"s.{partition}"))
-    return f"SELECT\n  {columns}\nFROM {source_table} AS s\nWHERE " + "\n  AND ".join(where)
+    # The inner SELECT reads the slice and casts each money field to text once; the
+    # outer converts (`_num` refers to a text several times).
+    return (
+        f"SELECT\n  {columns}\nFROM (\n  SELECT s.*,\n    {texts}\n"
+        f"  FROM {source_table} AS s\n  WHERE " + "\n    AND ".join(where) + "\n) AS s"
+    )
 
 
 def delete_window_sql(raw_table: str) -> str:
