@@ -211,24 +211,20 @@ def _one(args: Mapping[str, list[str]], name: str) -> str | None:
 # ----------------------------------------------------------------- SQL
 
 
-def _column(name: str, params: dict[str, Any], index: int, row: str = "c") -> str:
-    """The SQL of a dimension over a focus_cost row; tag keys are query parameters."""
+def _column(name: str, params: dict[str, Any], index: int) -> str:
+    """The SQL of a dimension over focus_cost row `c`; tag keys are query parameters."""
     if name.startswith(TAG_PREFIX):
         params[f"tag_path_{index}"] = f'$."{name[len(TAG_PREFIX) :]}"'
-        return f"JSON_VALUE({row}.Tags, @tag_path_{index})"
-    return f"{row}.{DIMENSIONS[name]}"
+        return f"JSON_VALUE(c.Tags, @tag_path_{index})"
+    return f"c.{DIMENSIONS[name]}"
 
 
-def filter_sql(
-    filters: dict[str, list[str]], params: dict[str, Any], row: str = "c", first: int = 0
-) -> str:
-    """AND of `dimension IN UNNEST(@values)` for each filter ('TRUE' without filters);
-    parameters are numbered from `first`, so two calls can share one statement."""
+def filter_sql(filters: dict[str, list[str]], params: dict[str, Any]) -> str:
+    """AND of `dimension IN UNNEST(@values)` for each filter ('TRUE' without filters)."""
     clauses = []
-    for index, (name, values) in enumerate(sorted(filters.items()), start=first):
+    for index, (name, values) in enumerate(sorted(filters.items())):
         params[f"filter_{index}"] = list(values)
-        column = _column(name, params, 100 + index, row)
-        clauses.append(f"{column} IN UNNEST(@filter_{index})")
+        clauses.append(f"{_column(name, params, 100 + index)} IN UNNEST(@filter_{index})")
     return " AND ".join(clauses) or "TRUE"
 
 
@@ -246,61 +242,27 @@ def _window(start: dt.date, end: dt.date) -> dict[str, dt.datetime]:
 # through a time zone per row); bills start after 1970, where DIV floors.
 DAY_NUMBER = "DIV(UNIX_MICROS(c.ChargePeriodStart), 86400000000)"
 EPOCH = dt.date(1970, 1, 1)
-_WINDOW_SQL = "c.ChargePeriodStart >= @start_ts AND c.ChargePeriodStart < @end_ts"
 
 
 def summary_sql(table: str, query: SummaryQuery) -> tuple[str, dict[str, Any]]:
     """One statement: per group, currency and day, the sums of BilledCost and EffectiveCost.
 
-    Flat rows: totals and series are summed in Python, exactly, from NUMERIC.
-    With a group-by, the QUALIFY keeps the rows of the first MAX_GROUPS + 1
-    groups, so the caller can tell that the answer has too many without reading
-    them all. When a tag is grouped or filtered on, the rows are first summed
-    per distinct `Tags` text (few, against one per row) and the tag is read from
-    those sums: parsing the JSON of every row was most of such a statement.
+    Flat rows (one GROUP BY, no nested aggregation): totals and series are
+    summed in Python, exactly, from NUMERIC. With a group-by, the QUALIFY keeps
+    the rows of the first MAX_GROUPS + 1 groups, so the caller can tell that
+    the answer has too many without reading them all.
     """
     params: dict[str, Any] = dict(_window(query.start, query.end))
-    tags = any(n.startswith(TAG_PREFIX) for n in (*query.group_by, *query.filters))
+    keys = "".join(f"{_column(name, params, i)} AS g{i}, " for i, name in enumerate(query.group_by))
     key_names = "".join(f"g{i}, " for i in range(len(query.group_by)))
-    sums = "SUM(c.BilledCost) AS billed, SUM(c.EffectiveCost) AS effective"
-    if not tags:
-        keys = "".join(
-            f"{_column(name, params, i)} AS g{i}, " for i, name in enumerate(query.group_by)
-        )
-        sql = (
-            f"SELECT {keys}c.BillingCurrency AS currency, {DAY_NUMBER} AS day,\n  {sums}\n"
-            f"FROM {table} AS c\n"
-            f"WHERE {_WINDOW_SQL}\n  AND {filter_sql(query.filters, params)}\n"
-            f"GROUP BY {key_names}currency, day"
-        )
-    else:
-        plain = {n: v for n, v in query.filters.items() if not n.startswith(TAG_PREFIX)}
-        tagged = {n: v for n, v in query.filters.items() if n.startswith(TAG_PREFIX)}
-        inner_keys = "".join(
-            f"c.{DIMENSIONS[name]} AS g{i}, "
-            for i, name in enumerate(query.group_by)
-            if not name.startswith(TAG_PREFIX)
-        )
-        outer_keys = "".join(
-            f"{_column(name, params, i, 't')} AS g{i}, "
-            if name.startswith(TAG_PREFIX)
-            else f"t.g{i} AS g{i}, "
-            for i, name in enumerate(query.group_by)
-        )
-        inner_names = "".join(
-            f"g{i}, " for i, n in enumerate(query.group_by) if not n.startswith(TAG_PREFIX)
-        )
-        sql = (
-            f"SELECT {outer_keys}t.currency AS currency, t.day AS day,\n"
-            "  SUM(t.billed) AS billed, SUM(t.effective) AS effective\n"
-            f"FROM (\n  SELECT {inner_keys}c.Tags AS Tags, c.BillingCurrency AS currency, "
-            f"{DAY_NUMBER} AS day,\n    {sums}\n"
-            f"  FROM {table} AS c\n"
-            f"  WHERE {_WINDOW_SQL}\n    AND {filter_sql(plain, params)}\n"
-            f"  GROUP BY {inner_names}Tags, currency, day\n) AS t\n"
-            f"WHERE {filter_sql(tagged, params, 't', first=len(plain))}\n"
-            f"GROUP BY {key_names}currency, day"
-        )
+    sql = (
+        f"SELECT {keys}c.BillingCurrency AS currency, {DAY_NUMBER} AS day,\n"
+        "  SUM(c.BilledCost) AS billed, SUM(c.EffectiveCost) AS effective\n"
+        f"FROM {table} AS c\n"
+        "WHERE c.ChargePeriodStart >= @start_ts AND c.ChargePeriodStart < @end_ts\n"
+        f"  AND {filter_sql(query.filters, params)}\n"
+        f"GROUP BY {key_names}currency, day"
+    )
     if query.group_by:
         params["max_groups"] = MAX_GROUPS + 1
         sql += f"\nQUALIFY DENSE_RANK() OVER (ORDER BY {key_names}currency) <= @max_groups"
