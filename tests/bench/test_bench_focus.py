@@ -34,11 +34,11 @@ def reset_vm_hwm() -> None:
         pass
 
 
-def vm_hwm_mib(pid: int | str = "self") -> float:
-    """Peak resident memory of a process, from /proc (Linux)."""
+def vm_hwm_mib(pid: int | str = "self", field: str = "VmHWM") -> float:
+    """Peak (or with field="VmRSS", current) resident memory of a process, from /proc (Linux)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
