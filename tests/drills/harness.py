@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from google.cloud import bigquery
 from shared.platform.settings import REPO_ROOT
 from shared.scheduling.dispatch import LocalTask, LocalTaskQueue
 from tests.e2e.stack import RunningStack, call, call_json, start_stack
+from tests.e2e.stack import onboard as onboard_tenant
 
 
 @dataclass
@@ -83,21 +83,7 @@ def query(stack: RunningStack, sql: str, **params: Any) -> list[dict[str, Any]]:
 
 
 def onboard(stack: RunningStack, plan: str = "SCALE") -> dict[str, Any]:
-    tenant_id = "drill_" + uuid.uuid4().hex[:8]
-    status, _, body = call_json(
-        "POST",
-        f"{stack.url}/onboard/",
-        {
-            "tenant_id": tenant_id,
-            "company_name": "Drill Corp",
-            "admin_email": "ops@drill.example",
-            "subscription_plan": plan,
-        },
-        {"X-Admin-Key": stack.admin_key()},
-    )
-    if status != 201:
-        raise RuntimeError(f"onboard answered {status}: {body}")
-    return dict(body)
+    return onboard_tenant(stack, "drill", plan)
 
 
 def set_limits(stack: RunningStack, tenant_id: str, **limits: int) -> None:

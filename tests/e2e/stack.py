@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,35 @@ def call_json(
 ) -> tuple[int, dict[str, str], Any]:
     body = None if payload is None else json.dumps(payload).encode()
     return call(method, url, body, {"Content-Type": "application/json", **(headers or {})})
+
+
+def onboard(stack: RunningStack, prefix: str = "e2e", plan: str = "PROFESSIONAL") -> dict[str, Any]:
+    """A new tenant `<prefix>_<8 hex>` onboarded with the admin key; its onboarding answer."""
+    status, _, body = call_json(
+        "POST",
+        f"{stack.url}/onboard/",
+        {
+            "tenant_id": f"{prefix}_{uuid.uuid4().hex[:8]}",
+            "company_name": "E2E Corp",
+            "admin_email": "ops@e2e.example",
+            "subscription_plan": plan,
+        },
+        {"X-Admin-Key": stack.admin_key()},
+    )
+    if status != 201:
+        raise RuntimeError(f"onboard answered {status}: {body}")
+    return dict(body)
+
+
+def post(stack: RunningStack, path: str, payload: Any, key: str) -> tuple[int, Any]:
+    """POST JSON with the tenant's key; any 5xx fails the test."""
+    status, _, body = call_json("POST", f"{stack.url}{path}", payload, {"X-API-Key": key})
+    assert status < 500, body
+    return status, body
+
+
+def get(stack: RunningStack, path: str, key: str) -> tuple[int, Any]:
+    """GET with the tenant's key; any 5xx fails the test."""
+    status, _, body = call("GET", f"{stack.url}{path}", headers={"X-API-Key": key})
+    assert status < 500, body
+    return status, body

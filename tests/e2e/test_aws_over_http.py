@@ -34,7 +34,7 @@ from local.aws_export import (
     trusting_role,
     write_export,
 )
-from tests.e2e.stack import RunningStack, call, call_json, start_stack
+from tests.e2e.stack import RunningStack, get, onboard, post, start_stack
 
 PERIOD = "2026-01"
 # Past the 15 days after December ends: the run owns January alone.
@@ -51,34 +51,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     )
     yield running
     assert running.stop() == 0
-
-
-def post(stack: RunningStack, path: str, payload: Any, key: str) -> tuple[int, Any]:
-    status, _, body = call_json("POST", f"{stack.url}{path}", payload, {"X-API-Key": key})
-    assert status < 500, body
-    return status, body
-
-
-def get(stack: RunningStack, path: str, key: str) -> tuple[int, Any]:
-    status, _, body = call("GET", f"{stack.url}{path}", headers={"X-API-Key": key})
-    assert status < 500, body
-    return status, body
-
-
-def onboard(stack: RunningStack) -> dict[str, Any]:
-    status, _, body = call_json(
-        "POST",
-        f"{stack.url}/onboard/",
-        {
-            "tenant_id": "e2e_aws_" + uuid.uuid4().hex[:8],
-            "company_name": "AWS Corp",
-            "admin_email": "finops@aws.example",
-            "subscription_plan": "PROFESSIONAL",
-        },
-        {"X-Admin-Key": stack.admin_key()},
-    )
-    assert status == 201, body
-    return dict(body)
 
 
 def reader_keys(stack: RunningStack, bucket: str) -> dict[str, str]:
@@ -211,7 +183,7 @@ def source_billed_total(table: pa.Table, export_type: str) -> Decimal:
 def test_an_aws_export_run_over_http_reconciles_exactly_in_the_cost_summary(
     stack: RunningStack, export_type: str, fmt: str, kind: str
 ) -> None:
-    tenant = onboard(stack)
+    tenant = onboard(stack, "e2e_aws")
     key = tenant["api_key"]
     export = seed_local_export(stack.data_dir, export_type, PERIOD, rows=400, seed=3, fmt=fmt)
     config_id = aws_pipeline(stack, key, export, kind)
@@ -235,7 +207,7 @@ def test_an_aws_export_run_over_http_reconciles_exactly_in_the_cost_summary(
 def test_a_manifest_naming_a_missing_file_fails_the_run_and_keeps_the_period(
     stack: RunningStack,
 ) -> None:
-    tenant = onboard(stack)
+    tenant = onboard(stack, "e2e_aws")
     key = tenant["api_key"]
     export = seed_local_export(stack.data_dir, "CUR2", PERIOD, rows=120, seed=5)
     config_id = aws_pipeline(stack, key, export, "ACCESS_KEY")

@@ -28,7 +28,7 @@ from local.azure_export import (
     seed_local_export,
 )
 from local.azurite_entra import register_app
-from tests.e2e.stack import RunningStack, call, call_json, start_stack
+from tests.e2e.stack import RunningStack, call, onboard, post, start_stack
 
 FIRST = dt.date(2026, 11, 1)
 DAYS = 3
@@ -43,28 +43,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     )
     yield running
     assert running.stop() == 0
-
-
-def post(stack: RunningStack, path: str, payload: Any, key: str) -> tuple[int, Any]:
-    status, _, body = call_json("POST", f"{stack.url}{path}", payload, {"X-API-Key": key})
-    assert status < 500, body
-    return status, body
-
-
-def onboard(stack: RunningStack) -> dict[str, Any]:
-    status, _, body = call_json(
-        "POST",
-        f"{stack.url}/onboard/",
-        {
-            "tenant_id": "e2e_az_" + uuid.uuid4().hex[:8],
-            "company_name": "Azure Corp",
-            "admin_email": "finops@azure.example",
-            "subscription_plan": "PROFESSIONAL",
-        },
-        {"X-Admin-Key": stack.admin_key()},
-    )
-    assert status == 201, body
-    return dict(body)
 
 
 def azure_pipeline(
@@ -156,7 +134,7 @@ def warehouse(stack: RunningStack) -> tuple[bigquery.Client, str]:
 def test_an_azure_export_run_over_http_lands_the_exports_exact_totals(
     stack: RunningStack,
 ) -> None:
-    tenant = onboard(stack)
+    tenant = onboard(stack, "e2e_az")
     export = seed_local_export(stack.data_dir, f"e2e-{uuid.uuid4().hex[:8]}", FIRST, DAYS, 40)
     config_id = azure_pipeline(stack, tenant["api_key"], export)
 
@@ -182,7 +160,7 @@ def test_an_azure_export_run_over_http_lands_the_exports_exact_totals(
 def test_a_missing_blob_fails_the_run_naming_it_and_nothing_answers_5xx(
     stack: RunningStack,
 ) -> None:
-    tenant = onboard(stack)
+    tenant = onboard(stack, "e2e_az")
     export = seed_local_export(stack.data_dir, f"e2e-{uuid.uuid4().hex[:8]}", FIRST, DAYS, 40)
     gone = export.run.blobs[0]
     _container_client(stack, export.container).delete_blob(gone)
@@ -220,7 +198,7 @@ def _container_client(stack: RunningStack, container: str) -> Any:
 def test_scheduling_links_azure_cost_export_only_to_an_azure_provider_config(
     stack: RunningStack,
 ) -> None:
-    tenant = onboard(stack)
+    tenant = onboard(stack, "e2e_az")
     key = tenant["api_key"]
     status, credential = post(
         stack,
@@ -276,7 +254,7 @@ def test_a_federated_credential_trusting_the_platform_identity_runs_the_export(
 ) -> None:
     # The customer's Entra app trusts the platform's Google identity for this tenant
     # (GET /credentials/platform-identity); no secret changes hands.
-    tenant = onboard(stack)
+    tenant = onboard(stack, "e2e_az")
     key = tenant["api_key"]
     status, _, trust = call(
         "GET", f"{stack.url}/credentials/platform-identity", headers={"X-API-Key": key}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from google.cloud import bigquery
 
 from local import demo
-from tests.e2e.stack import RunningStack, call, call_json, start_stack
+from tests.e2e.stack import RunningStack, call, call_json, onboard, start_stack
 
 
 @pytest.fixture(scope="module")
@@ -23,22 +22,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     )
     yield running
     assert running.stop() == 0
-
-
-def onboard(stack: RunningStack) -> dict[str, Any]:
-    status, _, body = call_json(
-        "POST",
-        f"{stack.url}/onboard/",
-        {
-            "tenant_id": "e2e_" + uuid.uuid4().hex[:8],
-            "company_name": "E2E Corp",
-            "admin_email": "ops@e2e.example",
-            "subscription_plan": "PROFESSIONAL",
-        },
-        {"X-Admin-Key": stack.admin_key()},
-    )
-    assert status == 201, body
-    return dict(body)
 
 
 def seed(stack: RunningStack, dataset: str, tenant_id: str, rows: list[tuple[Any, ...]]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from tests.e2e.stack import RunningStack, call, call_json, start_stack
+from tests.e2e.stack import RunningStack, call, call_json, onboard, start_stack
 
 
 @pytest.fixture(scope="module")
@@ -23,23 +22,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     )
     yield running
     assert running.stop() == 0
-
-
-def onboard(stack: RunningStack, plan: str = "PROFESSIONAL") -> dict[str, Any]:
-    tenant_id = "e2e_" + uuid.uuid4().hex[:8]
-    status, _, body = call_json(
-        "POST",
-        f"{stack.url}/onboard/",
-        {
-            "tenant_id": tenant_id,
-            "company_name": "E2E Corp",
-            "admin_email": "ops@e2e.example",
-            "subscription_plan": plan,
-        },
-        {"X-Admin-Key": stack.admin_key()},
-    )
-    assert status == 201, body
-    return dict(body)
 
 
 def wait_for_run(stack: RunningStack, key: str, run_id: str, timeout: float = 60) -> dict[str, Any]:
