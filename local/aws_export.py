@@ -635,10 +635,41 @@ def seed_local_export(
     return LocalAwsExport(bucket, export_name, export_type, period, delivered, table)
 
 
-def trusting_role(data_dir: Any, trust: dict[str, Any], bucket: str) -> str:
-    """The customer's IAM role in the stack's moto: trusts the platform's Google identity for
-    one tenant (`GET /credentials/platform-identity`) and nothing else, and may read `bucket`."""
-    iam = moto_admin_client(data_dir, "iam")
+def bucket_read_policy(bucket: str, objects: str = "*") -> str:
+    """An IAM policy (JSON) that may list `bucket` and read its objects matching `objects`."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": f"arn:aws:s3:::{bucket}",
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/{objects}",
+                },
+            ],
+        }
+    )
+
+
+def reader_user_keys(iam: Any, policy: str | None) -> dict[str, str]:
+    """A customer's IAM user with `policy` (None: no permission at all) and its access key."""
+    name = f"reader-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    if policy:
+        iam.put_user_policy(UserName=name, PolicyName="read", PolicyDocument=policy)
+    made = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"access_key_id": made["AccessKeyId"], "secret_access_key": made["SecretAccessKey"]}
+
+
+def trusting_role(iam: Any, trust: dict[str, Any], bucket: str) -> str:
+    """The customer's IAM role: trusts the platform's Google identity for one tenant
+    (`GET /credentials/platform-identity`) and nothing else, and may read the exports
+    in `bucket`."""
     name = f"convergence-reader-{uuid.uuid4().hex[:8]}"
     assume = {
         "Version": "2012-10-17",
@@ -651,19 +682,12 @@ def trusting_role(data_dir: Any, trust: dict[str, Any], bucket: str) -> str:
             }
         ],
     }
-    read = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
-            {
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::{bucket}/{LOCAL_PREFIX}/*",
-            },
-        ],
-    }
     arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(assume))["Role"]["Arn"]
-    iam.put_role_policy(RoleName=name, PolicyName="read-export", PolicyDocument=json.dumps(read))
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="read-export",
+        PolicyDocument=bucket_read_policy(bucket, f"{LOCAL_PREFIX}/*"),
+    )
     return str(arn)
 
 
@@ -691,7 +715,7 @@ def demo_run(stack: Any, key: dict[str, str], days: int = 3, rows: int = 3000) -
     )
     status, trust = demo.http("GET", f"{stack.gateway}/credentials/platform-identity", None, key)
     demo.expect(status, trust, 200, "reading the platform identity")
-    role_arn = trusting_role(data_dir, trust, export.bucket)
+    role_arn = trusting_role(moto_admin_client(data_dir, "iam"), trust, export.bucket)
     status, credential = demo.http(
         "POST",
         f"{stack.gateway}/credentials/",

@@ -12,9 +12,7 @@ the run with the file named, no response is a 5xx, and the period keeps its earl
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -28,8 +26,10 @@ from google.cloud import bigquery
 from local.aws_export import (
     LOCAL_PREFIX,
     LocalAwsExport,
+    bucket_read_policy,
     exact,
     moto_admin_client,
+    reader_user_keys,
     seed_local_export,
     trusting_role,
     write_export,
@@ -53,34 +53,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     assert running.stop() == 0
 
 
-def reader_keys(stack: RunningStack, bucket: str) -> dict[str, str]:
-    """A customer's IAM user that may list and read `bucket`, and its access key."""
-    iam = moto_admin_client(stack.data_dir, "iam")
-    user = f"reader-{uuid.uuid4().hex[:8]}"
-    iam.create_user(UserName=user)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
-            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
-        ],
-    }
-    iam.put_user_policy(UserName=user, PolicyName="read", PolicyDocument=json.dumps(policy))
-    made = iam.create_access_key(UserName=user)["AccessKey"]
-    return {"access_key_id": made["AccessKeyId"], "secret_access_key": made["SecretAccessKey"]}
-
-
 def aws_pipeline(stack: RunningStack, key: str, export: LocalAwsExport, kind: str) -> str:
     """Credential (ACCESS_KEY or IAM_ROLE) + AWS provider config + aws_cost_export; its id."""
+    iam = moto_admin_client(stack.data_dir, "iam")
     if kind == "IAM_ROLE":
         status, trust = get(stack, "/credentials/platform-identity", key)
         assert status == 200, trust
         secret = {
-            "role_arn": trusting_role(stack.data_dir, trust, export.bucket),
+            "role_arn": trusting_role(iam, trust, export.bucket),
             "external_id": trust["external_id"],
         }
     else:
-        secret = reader_keys(stack, export.bucket)
+        secret = reader_user_keys(iam, bucket_read_policy(export.bucket))
     status, credential = post(
         stack,
         "/credentials/",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from local.aws_export import bucket_read_policy, reader_user_keys
 from local.cloud_access import CloudStandIns
 from shared.pipelines.context import RunContext, StepContext
 from tests.integration.conftest import Platform
@@ -60,18 +60,7 @@ def make_aws_tenant(platform: Platform, clouds: CloudStandIns, export_type: str)
     bucket = f"acme-cur-{uuid.uuid4().hex[:12]}"
     s3 = clouds.moto.admin_client("s3")
     s3.create_bucket(Bucket=bucket)
-    iam = clouds.moto.admin_client("iam")
-    user = f"reader-{uuid.uuid4().hex[:8]}"
-    iam.create_user(UserName=user)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
-            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
-        ],
-    }
-    iam.put_user_policy(UserName=user, PolicyName="read", PolicyDocument=json.dumps(policy))
-    made = iam.create_access_key(UserName=user)["AccessKey"]
+    keys = reader_user_keys(clouds.moto.admin_client("iam"), bucket_read_policy(bucket))
     response = platform.tenant_call(
         "credentials",
         "POST",
@@ -81,10 +70,7 @@ def make_aws_tenant(platform: Platform, clouds: CloudStandIns, export_type: str)
             "provider": "AWS",
             "credential_type": "ACCESS_KEY",
             "credential_name": "cur reader",
-            "credentials": {
-                "access_key_id": made["AccessKeyId"],
-                "secret_access_key": made["SecretAccessKey"],
-            },
+            "credentials": keys,
         },
     )
     assert response.status_code == 201, response.get_json()

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from local.aws_export import bucket_read_policy, reader_user_keys
+from local.aws_export import trusting_role as local_trusting_role
 from local.azurite_entra import register_app
 from local.cloud_access import CloudStandIns
 from local.emulator import free_port
@@ -81,46 +83,13 @@ def aws_export(clouds: CloudStandIns, files: int = 3) -> dict[str, Any]:
 
 
 def reader_policy(bucket: str) -> str:
-    """The permissions terraform/tenant/aws grants (less the s3:prefix condition moto ignores)."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Action": "s3:ListBucket",
-                    "Resource": f"arn:aws:s3:::{bucket}",
-                },
-                {
-                    "Effect": "Allow",
-                    "Action": "s3:GetObject",
-                    "Resource": f"arn:aws:s3:::{bucket}/exports/*",
-                },
-            ],
-        }
-    )
+    """May list `bucket` and read the exports in it, the least an export reader needs."""
+    return bucket_read_policy(bucket, "exports/*")
 
 
 def trusting_role(clouds: CloudStandIns, trust: dict[str, Any], bucket: str) -> str:
     """The customer's role: trusts accounts.google.com per `trust`, reads `bucket`."""
-    iam = clouds.moto.admin_client("iam")
-    name = f"convergence-reader-{uuid.uuid4().hex[:8]}"
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": trust["aws"]["federated_principal"]},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"StringEquals": trust["aws"]["conditions"]},
-            }
-        ],
-    }
-    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(policy))["Role"]["Arn"]
-    iam.put_role_policy(
-        RoleName=name, PolicyName="read-export", PolicyDocument=reader_policy(bucket)
-    )
-    return str(arn)
+    return local_trusting_role(clouds.moto.admin_client("iam"), trust, bucket)
 
 
 def role_credential(platform: Platform, key: str, role_arn: str, external_id: str) -> Any:
@@ -268,13 +237,7 @@ def access_key_credential(platform: Platform, key: str, keys: dict[str, str]) ->
 
 
 def iam_user_keys(clouds: CloudStandIns, policy: str | None) -> dict[str, str]:
-    iam = clouds.moto.admin_client("iam")
-    name = f"reader-{uuid.uuid4().hex[:8]}"
-    iam.create_user(UserName=name)
-    if policy:
-        iam.put_user_policy(UserName=name, PolicyName="read", PolicyDocument=policy)
-    made = iam.create_access_key(UserName=name)["AccessKey"]
-    return {"access_key_id": made["AccessKeyId"], "secret_access_key": made["SecretAccessKey"]}
+    return reader_user_keys(clouds.moto.admin_client("iam"), policy)
 
 
 def test_access_keys_are_the_fallback_and_are_checked_the_same_way(
