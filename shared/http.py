@@ -18,7 +18,7 @@ from typing import Any, Literal
 import flask
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, RequestRedirect, Rule
 
 from shared.deps import Deps, deps
 from shared.platform.errors import ApiError, bad_request, forbidden, unauthorized
@@ -332,7 +332,10 @@ class Routes:
         adapter = self.map.bind("localhost", path_info=path or "/")
         try:
             endpoint, args = adapter.match(method=method)
-        except NotFound:
+        except (NotFound, RequestRedirect):
+            # RequestRedirect: merge_slashes answers a path with "//" (e.g. an encoded
+            # slash in an id) with a redirect; an API names one resource per path, so
+            # such a path names none.
             raise ApiError(404, "not_found", f"no route for {method} {path or '/'}") from None
         except MethodNotAllowed as exc:
             allowed = ", ".join(sorted(exc.valid_methods or []))

@@ -186,6 +186,18 @@ def test_unknown_route_is_404_and_wrong_method_is_405(client: flask.testing.Flas
     assert "POST" in response.headers["Allow"]
 
 
+def test_a_path_with_repeated_slashes_is_a_json_404_not_a_redirect_or_5xx(
+    client: flask.testing.FlaskClient,
+) -> None:
+    # Found by the hostile-request property test: an encoded slash in a path
+    # argument (0%2F) decodes to "//", which werkzeug answers with a redirect
+    # that the router did not expect (a 503).
+    for path in ("/widgets/w-1%2F%2F", "/widgets/w%2F%2F1", "/widgets%2F%2Fw-1"):
+        response = client.get(path)
+        assert response.status_code == 404, (path, response.get_data()[:200])
+        assert response.get_json()["error"] == "not_found"
+
+
 def test_path_arguments_reach_the_handler(client: flask.testing.FlaskClient) -> None:
     assert client.get("/widgets/w-1").get_json() == {"id": "w-1"}
 
