@@ -1,5 +1,8 @@
 """Runs bqemulator (`python -m local.bqemulator_server start ...`) without per-write snapshots.
 
+It also adds the local stack's translation rule (`local/bqemulator_rules.py`:
+the array-map idiom runs as DuckDB's list_transform).
+
 bqemulator 1.4.0 copies the whole target table after every DML statement,
 load and streaming insert, to serve `FOR SYSTEM_TIME AS OF` reads. Nothing of
 ours reads time travel, and the copy makes every write cost as much as the
@@ -45,6 +48,8 @@ def main() -> None:
             )
         _without_auto_snapshots()
     from bqemulator.cli import main as cli
+
+    import local.bqemulator_rules  # noqa: F401 - registers its rule with bqemulator
 
     sys.exit(cli())
 
