@@ -221,6 +221,8 @@ EXPORT_SELECT: tuple[tuple[str, str], ...] = (
         "s.usage.pricing_unit AS pricing_unit))",
     ),
     (
+        # GoogleSQL's one way to map an array; the local emulator runs it as DuckDB's
+        # list_transform (local/bqemulator_rules.py), BigQuery as written.
         "credits",
         f"ARRAY(SELECT AS STRUCT c.name AS name, {_numeric('CAST(c.amount AS STRING)')} AS amount, "
         "c.full_name AS full_name, c.id AS id, c.type AS type FROM UNNEST(s.credits) AS c)",
