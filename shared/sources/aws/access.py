@@ -15,16 +15,14 @@ refresh themselves before they expire, so a long read never stops halfway.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.platform.settings import Settings
-from shared.sources.identity import AccessProblem, IdTokens, audience_for
+from shared.sources.export_access import ExportAccess
+from shared.sources.identity import AccessProblem, audience_for
 
 if TYPE_CHECKING:
-    from shared.deps import Deps
     from shared.vault.provider_configs import AwsExportSettings
 
 SESSION_SECONDS = 3600
@@ -42,30 +40,12 @@ def export_root(location: AwsExportSettings) -> str:
     return f"{location.prefix}/{location.export_name}/"
 
 
-class AwsExportAccess:
-    """One tenant's credential bound to one export location; clients built lazily, once."""
+class AwsExportAccess(ExportAccess["AwsExportSettings"]):
+    """A tenant's credential bound to its S3 export; the S3 client is built on first use."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        id_tokens: IdTokens,
-        *,
-        tenant_id: str,
-        credential_type: str,
-        secret: dict[str, Any],
-        location: AwsExportSettings,
-    ) -> None:
-        self.settings = settings
-        self.id_tokens = id_tokens
-        self.tenant_id = tenant_id
-        self.credential_type = credential_type
-        self._secret = secret
-        self.location = location
-        self._s3: Any = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:  # the secret never reaches a log through repr()
-        return f"AwsExportAccess({self.tenant_id}, {self.credential_type}, {self.location.bucket})"
+    @property
+    def where(self) -> str:
+        return self.location.bucket
 
     def _config(self) -> Any:
         from botocore.config import Config
@@ -144,12 +124,12 @@ class AwsExportAccess:
     def s3(self) -> Any:
         """A boto3 S3 client with this tenant's credential; AccessProblem if it can't be had."""
         with self._lock:
-            if self._s3 is None:
+            if self._client is None:
                 session = _translated(self._session)
-                self._s3 = session.client(
+                self._client = session.client(
                     "s3", endpoint_url=self.settings.aws_s3_endpoint_url, config=self._config()
                 )
-            return self._s3
+            return self._client
 
     def list_export(self, under: str = "", *, limit: int | None = None) -> Iterator[S3Object]:
         """Objects under `<prefix>/<export_name>/<under>`, in key order, page by page."""
@@ -168,22 +148,8 @@ class AwsExportAccess:
         return len(list(self.list_export(limit=1)))
 
 
-def aws_access(
-    deps: Deps,
-    tenant_id: str,
-    credential_type: str,
-    secret: dict[str, Any],
-    location: AwsExportSettings,
-) -> AwsExportAccess:
-    """The factory: the one way readers and the config check get at a tenant's S3 export."""
-    return AwsExportAccess(
-        deps.settings,
-        deps.id_tokens,
-        tenant_id=tenant_id,
-        credential_type=credential_type,
-        secret=secret,
-        location=location,
-    )
+# The one way readers and the config check get at a tenant's S3 export.
+aws_access = AwsExportAccess.of
 
 
 def _translated_pages(pages: Any) -> Iterator[dict[str, Any]]:

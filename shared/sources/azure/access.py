@@ -18,16 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.platform.settings import Settings
-from shared.sources.identity import AccessProblem, IdTokens, audience_for
+from shared.sources.export_access import ExportAccess
+from shared.sources.identity import AccessProblem, audience_for
 
 if TYPE_CHECKING:
-    from shared.deps import Deps
     from shared.vault.provider_configs import AzureExportSettings
 
 STORAGE_SCOPE = "https://storage.azure.com/.default"
@@ -46,30 +44,13 @@ def export_root(location: AzureExportSettings) -> str:
     return f"{location.directory}/"
 
 
-class AzureExportAccess:
-    """One tenant's credential bound to one export location; clients built lazily, once."""
+class AzureExportAccess(ExportAccess["AzureExportSettings"]):
+    """A tenant's credential bound to its FocusCost export; the container client is built on
+    first use."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        id_tokens: IdTokens,
-        *,
-        tenant_id: str,
-        credential_type: str,
-        secret: dict[str, Any],
-        location: AzureExportSettings,
-    ) -> None:
-        self.settings = settings
-        self.id_tokens = id_tokens
-        self.tenant_id = tenant_id
-        self.credential_type = credential_type
-        self._secret = secret
-        self.location = location
-        self._container: Any = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:  # the secret never reaches a log through repr()
-        return f"AzureExportAccess({self.tenant_id}, {self.credential_type}, {self.account_url})"
+    @property
+    def where(self) -> str:
+        return self.account_url
 
     @property
     def account_url(self) -> str:
@@ -134,17 +115,17 @@ class AzureExportAccess:
         from azure.storage.blob import ContainerClient
 
         with self._lock:
-            if self._container is None:
+            if self._client is None:
                 credential = self._credential()
                 if not isinstance(credential, str):
                     _translated(lambda: credential.get_token(STORAGE_SCOPE), identity=True)
-                self._container = ContainerClient(
+                self._client = ContainerClient(
                     self.account_url,
                     self.location.container,
                     credential=credential,
                     **self._transport(),
                 )
-            return self._container
+            return self._client
 
     def list_export(self, under: str = "", *, limit: int | None = None) -> Iterator[BlobInfo]:
         """Blobs under `<directory>/<under>`, in name order, page by page."""
@@ -184,22 +165,8 @@ class AzureExportAccess:
         return len(list(self.list_export(limit=1)))
 
 
-def azure_access(
-    deps: Deps,
-    tenant_id: str,
-    credential_type: str,
-    secret: dict[str, Any],
-    location: AzureExportSettings,
-) -> AzureExportAccess:
-    """The factory: the one way readers and the config check get at a tenant's export container."""
-    return AzureExportAccess(
-        deps.settings,
-        deps.id_tokens,
-        tenant_id=tenant_id,
-        credential_type=credential_type,
-        secret=secret,
-        location=location,
-    )
+# The one way readers and the config check get at a tenant's export container.
+azure_access = AzureExportAccess.of
 
 
 # Storage error codes: https://learn.microsoft.com/rest/api/storageservices/blob-service-error-codes
