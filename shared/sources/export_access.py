@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Self
 
 from shared.platform.settings import Settings
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from shared.deps import Deps
 
 
-class ExportAccess[Location]:
+class ExportAccess[Location](ABC):
     """One tenant's credential bound to one export location; its client is built lazily, once.
 
     A provider's subclass (AWS S3, Azure Blob) builds `_client` under `_lock` on
@@ -61,6 +62,6 @@ class ExportAccess[Location]:
         return f"{type(self).__name__}({self.tenant_id}, {self.credential_type}, {self.where})"
 
     @property
+    @abstractmethod
     def where(self) -> str:
         """The export's place, for logs and repr (a bucket, an account URL)."""
-        raise NotImplementedError
